@@ -1,0 +1,148 @@
+"""Coloured Gaussian noise with a prescribed power spectrum.
+
+A noise spectrum ``S`` is a positive array on the rfft grid (``[H, Wr]``, or
+``[H, Wr, C]`` for one spectrum per channel) with ``S(k) = S(-k)``. Coloured noise is
+
+    eta = F^-1( sqrt(S) * F eps ),   eps ~ N(0, I),
+
+with ``F`` the orthonormal 2-D DFT: exactly Gaussian, stationary, real, with
+covariance ``F^-1 diag(S) F`` (its autocovariance is the inverse DFT of ``S``). It is
+never re-standardised per sample. ``S = 1`` returns ``eps`` itself up to float
+rounding. Schedules use mean-1 spectra (:func:`normalize_spectrum`) so that the total
+noise power equals white noise's.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fans_jax import spectra
+
+
+def is_concrete(x) -> bool:
+  """True when ``x`` holds values (not a tracer inside jit)."""
+  return not isinstance(x, jax.core.Tracer)
+
+
+def check_spectrum(spectrum, height: int, width: int, name: str = "spectrum",
+                   rtol: float = 1e-5) -> None:
+  """Raises a ValueError unless ``spectrum`` is a valid noise spectrum.
+
+  Valid: shape ``[..., H, Wr]`` or ``[..., H, Wr, C]`` matching the image, finite,
+  strictly positive, and symmetric ``S(k) = S(-k)`` on the self-conjugate rfft columns
+  (column 0 and, for even ``W``, the Nyquist column), so that the noise is real with
+  covariance exactly ``F^-1 diag(S) F``. Traced values are checked for shape only.
+  """
+  shape = tuple(getattr(spectrum, "shape", ()))
+  cols = spectra.rfft_width(width)
+  grid_ok = len(shape) >= 2 and shape[-2:] == (height, cols)
+  chan_ok = len(shape) >= 3 and shape[-3:-1] == (height, cols)
+  if not (grid_ok or chan_ok):
+    raise ValueError(
+        f"{name} must live on the rfft grid [H, W//2+1] = [{height}, {cols}] (optionally"
+        f" with a trailing channel axis) for {height}x{width} images; got shape {shape}.")
+  if not is_concrete(spectrum):
+    return
+  s = np.asarray(spectrum, np.float64)
+  if not np.all(np.isfinite(s)):
+    bad = np.argwhere(~np.isfinite(s))[0].tolist()
+    raise ValueError(f"{name} must be finite; index {bad} holds {s[tuple(bad)]}.")
+  if np.any(s <= 0):
+    bad = np.argwhere(s <= 0)[0].tolist()
+    raise ValueError(f"{name} must be strictly positive; index {bad} holds {s[tuple(bad)]:.4g}.")
+  grid = s if grid_ok else np.moveaxis(s, -1, 0)
+  flip = np.roll(grid[..., ::-1, :], 1, axis=-2)  # S(-u) for every u
+  self_conj = [0] + ([cols - 1] if width % 2 == 0 else [])
+  for col in self_conj:
+    a, b = grid[..., :, col], flip[..., :, col]
+    if not np.allclose(a, b, rtol=rtol, atol=0):
+      row = int(np.argmax(np.abs(a - b).reshape(-1, height).max(axis=0)))
+      raise ValueError(
+          f"{name} is not symmetric, S(k) != S(-k), in rfft column {col} (row {row}); the"
+          " noise would not have the covariance F^-1 diag(S) F. Build it from |fu|, |fv|"
+          " (e.g. spectra.radial_frequency) or call noise.symmetrize().")
+
+
+def symmetrize(spectrum: np.ndarray, width: int) -> np.ndarray:
+  """Averages ``S(k)`` and ``S(-k)`` on the self-conjugate columns (NumPy)."""
+  s = np.array(spectrum, np.float64, copy=True)
+  chan = s.ndim >= 3 and s.shape[-2] != spectra.rfft_width(width)
+  grid = np.moveaxis(s, -1, 0) if chan else s
+  cols = [0] + ([grid.shape[-1] - 1] if width % 2 == 0 else [])
+  for col in cols:
+    column = grid[..., :, col]
+    grid[..., :, col] = 0.5 * (column + np.roll(column[..., ::-1], 1, axis=-1))
+  return np.moveaxis(grid, 0, -1) if chan else grid
+
+
+def normalize_spectrum(spectrum, width: int):
+  """Rescales ``[..., H, Wr]`` so that its mean over the full ``H x W`` grid is 1."""
+  return spectrum / spectra.grid_mean(spectrum, width)[..., None, None]
+
+
+def apply_sqrt_spectrum(x: jax.Array, sqrt_spectrum: jax.Array) -> jax.Array:
+  """The operator ``A = F^-1 diag(sqrt S) F`` applied to images.
+
+  Args:
+    x: ``[B, H, W, C]`` real images.
+    sqrt_spectrum: ``sqrt(S)`` broadcastable to ``[B, H, Wr, C]``: ``[H, Wr, 1]``,
+      ``[H, Wr, C]`` or ``[B, H, Wr, 1]`` (one spectrum per image). Any factor works
+      here, e.g. ``1 / sqrt(S)`` gives ``A^-1``.
+  Returns:
+    ``[B, H, W, C]`` in the dtype of ``x``.
+  """
+  height, width = x.shape[1:3]
+  coeffs = spectra.rfft2(x) * sqrt_spectrum.astype(x.dtype)
+  return spectra.irfft2(coeffs, height, width).astype(x.dtype)
+
+
+def _as_channel_grid(spectrum: jax.Array, height: int, cols: int) -> jax.Array:
+  """``[H, Wr]`` -> ``[H, Wr, 1]``; ``[H, Wr, C]`` unchanged."""
+  return spectrum[..., None] if spectrum.shape[-2:] == (height, cols) else spectrum
+
+
+def colored_noise(key: jax.Array, shape, spectrum, dtype=jnp.float32) -> jax.Array:
+  """Samples Gaussian noise with covariance ``F^-1 diag(S) F``.
+
+  Args:
+    key: a JAX PRNG key.
+    shape: ``(B, H, W, C)``.
+    spectrum: ``S`` on the rfft grid, ``[H, Wr]`` (shared by the channels) or
+      ``[H, Wr, C]``; positive, symmetric. Used as given (normalise it first with
+      :func:`normalize_spectrum` for unit mean power).
+    dtype: float dtype of the result.
+  Returns:
+    ``[B, H, W, C]`` real noise; per coefficient ``E|F eta(k)|^2 = S(k)``.
+  """
+  if len(shape) != 4:
+    raise ValueError(f"shape must be (B, H, W, C), got {tuple(shape)}.")
+  height, width = int(shape[1]), int(shape[2])
+  check_spectrum(spectrum, height, width)
+  eps = jax.random.normal(key, shape, dtype)
+  s = _as_channel_grid(jnp.asarray(spectrum), height, spectra.rfft_width(width))
+  return apply_sqrt_spectrum(eps, jnp.sqrt(s))
+
+
+def white_noise(key: jax.Array, shape, dtype=jnp.float32) -> jax.Array:
+  """``N(0, I)`` noise, the ``S = 1`` special case."""
+  return jax.random.normal(key, shape, dtype)
+
+
+def spatial_autocovariance(spectrum, width: int) -> np.ndarray:
+  """The stationary autocovariance ``C(dx) = F^-1 S`` implied by a spectrum (NumPy).
+
+  Args:
+    spectrum: ``[H, Wr]``.
+  Returns:
+    ``[H, W]``: ``C[dy, dx] = E[eta(y, x) eta(y + dy, x + dx)]`` (periodic).
+  """
+  s = np.asarray(spectrum, np.float64)
+  # With orthonormal F, Cov = F^-1 diag(S) F, so C(d) = (1 / HW) sum_k S(k) e^{2 pi i k.d}:
+  # NumPy's backward-normalised inverse transform of S.
+  return np.fft.irfft2(s, s=(s.shape[0], width))
+
+
+__all__ = ["apply_sqrt_spectrum", "check_spectrum", "colored_noise", "normalize_spectrum",
+           "spatial_autocovariance", "symmetrize", "white_noise"]
