@@ -222,6 +222,45 @@ def posterior_mean_variance(schedule: Schedule, x_t: jax.Array, x0: jax.Array,
   return c_xt * spectra.rfft2(x_t) + c_x0 * spectra.rfft2(x0), var
 
 
+def working_domain(schedule: Schedule, height: int, width: int):
+  """``(to, back)``: the domain where a schedule's reverse maths is elementwise.
+
+  Coloured schedules work on the orthonormal rfft grid (``rfft2`` / ``irfft2``); white
+  ones in pixel space (identity maps), so white sampling never pays for an FFT.
+  """
+  if schedule.is_white:
+    return (lambda x: x), (lambda y: y)
+  return spectra.rfft2, (lambda y: spectra.irfft2(y, height, width))
+
+
+def _check_ancestral(schedule: Schedule) -> None:
+  if schedule.ddim_only:
+    raise ValueError(f"schedule {schedule.name!r} breaks the forward chain and was built"
+                     " with ddim_only=True: sample it with ddim_step (eta = 0).")
+
+
+def ancestral_update(schedule: Schedule, y_t: jax.Array, t: jax.Array, e_hat: jax.Array,
+                     z: jax.Array, image_size: tuple[int, int], clip_x0: bool = False,
+                     clip_range: tuple[float, float] = (-1.0, 1.0)) -> jax.Array:
+  """The ancestral step in the working domain (see :func:`working_domain`).
+
+  ``Y_{t-1} = c_xt Y_t + c_x0 Y0_hat + sqrt(var) Z`` per frequency (method section 5),
+  ``Y0_hat = (Y_t - sigma_t E_hat) / a_t``. Arguments are ``x_t``, ``eps_hat`` and the
+  white noise already mapped to the domain: ``[B, H, Wr, C]`` complex (coloured) or
+  ``[B, H, W, C]`` (white). Used by :func:`reverse_step` and by the samplers, which
+  keep ``Y_t`` between steps and so save two FFTs per step.
+  """
+  _check_ancestral(schedule)
+  to, back = working_domain(schedule, *image_size)
+  y0 = (y_t - _sigma_grid(schedule, t) * e_hat) / jnp.sqrt(
+      _per_example(schedule.alphas_cumprod, t))
+  if clip_x0:
+    y0 = to(jnp.clip(back(y0), *clip_range))
+  return (_per_frequency(schedule.post_coef_xt, t) * y_t
+          + _per_frequency(schedule.post_coef_x0, t) * y0
+          + _per_frequency(schedule.post_std, t) * z)
+
+
 def reverse_step(schedule: Schedule, x_t: jax.Array, t: jax.Array, eps_hat: jax.Array,
                  noise: jax.Array, clip_x0: bool = False,
                  clip_range: tuple[float, float] = (-1.0, 1.0)) -> jax.Array:
@@ -229,6 +268,7 @@ def reverse_step(schedule: Schedule, x_t: jax.Array, t: jax.Array, eps_hat: jax.
 
   Per frequency (method section 5): ``Y_{t-1} = c_xt Y_t + c_x0 Y0_hat +
   sqrt(var) Z`` with ``Y0_hat`` from ``eps_hat``. At ``t = 0`` it returns ``x0_hat``.
+  For white schedules this is Ho et al.'s Algorithm 2 step.
   Args:
     x_t: ``[B, H, W, C]``; t: scalar or ``[B]``; eps_hat: ``[B, H, W, C]`` predicted
       white noise; noise: ``[B, H, W, C]`` white ``N(0, I)`` (passed in, so the step
@@ -236,27 +276,51 @@ def reverse_step(schedule: Schedule, x_t: jax.Array, t: jax.Array, eps_hat: jax.
   Returns:
     ``x_{t-1}`` ``[B, H, W, C]``.
   """
-  if schedule.ddim_only:
-    raise ValueError(f"schedule {schedule.name!r} breaks the forward chain and was built"
-                     " with ddim_only=True: sample it with ddim_step (eta = 0).")
+  _check_ancestral(schedule)
   _check_inputs(schedule, x_t, "x_t")
-  height, width = x_t.shape[1:3]
-  std = _per_frequency(schedule.post_std, t)
-  if schedule.is_white:
-    x0_hat = x0_from_eps(schedule, x_t, t, eps_hat)
-    if clip_x0:
-      x0_hat = jnp.clip(x0_hat, *clip_range)
-    mean, _ = posterior_mean_variance(schedule, x_t, x0_hat, t)
-    return (mean + std * noise).astype(x_t.dtype)
-  y_t = spectra.rfft2(x_t)
-  y0 = (y_t - _sigma_grid(schedule, t) * spectra.rfft2(eps_hat)) / jnp.sqrt(
-      _per_example(schedule.alphas_cumprod, t))
+  size = tuple(x_t.shape[1:3])
+  to, back = working_domain(schedule, *size)
+  y_s = ancestral_update(schedule, to(x_t), t, to(eps_hat), to(noise), size, clip_x0,
+                         clip_range)
+  return back(y_s).astype(x_t.dtype)
+
+
+def _check_ddim(schedule: Schedule, eta: float, has_noise: bool) -> float:
+  eta = float(eta)
+  if not 0.0 <= eta <= 1.0:
+    raise ValueError(f"eta={eta} must lie in [0, 1].")
+  if eta > 0 and not has_noise:
+    raise ValueError("ddim_step with eta > 0 needs noise.")
+  if eta > 0 and schedule.ddim_only:
+    raise ValueError(f"schedule {schedule.name!r} breaks the forward chain: DDIM needs eta = 0.")
+  return eta
+
+
+def ddim_update(schedule: Schedule, y_t: jax.Array, t: jax.Array, s: jax.Array,
+                e_hat: jax.Array, z: jax.Array | None, eta: float,
+                image_size: tuple[int, int], clip_x0: bool = False,
+                clip_range: tuple[float, float] = (-1.0, 1.0)) -> jax.Array:
+  """The DDIM step of :func:`ddim_step` in the working domain (arguments as in
+  :func:`ancestral_update`; ``z`` may be None when ``eta = 0``)."""
+  eta = _check_ddim(schedule, eta, z is not None)
+  to, back = working_domain(schedule, *image_size)
+  abar = schedule.alphas_cumprod
+  s = jnp.asarray(s)
+  s_idx = jnp.maximum(s, 0)
+  a_t = jnp.sqrt(_per_example(abar, t))
+  abar_s = jnp.where(jnp.reshape(s, (-1, 1, 1, 1)) >= 0, _per_example(abar, s_idx), 1.0)
+  a_s = jnp.sqrt(abar_s)
+  sig2_t = _sigma_grid(schedule, t) ** 2
+  sig2_s = (1.0 - abar_s) * _spectrum_grid(schedule, s_idx)
+  y0 = (y_t - jnp.sqrt(sig2_t) * e_hat) / a_t
   if clip_x0:
-    y0 = spectra.rfft2(jnp.clip(spectra.irfft2(y0, height, width), *clip_range))
-  y_s = (_per_frequency(schedule.post_coef_xt, t) * y_t
-         + _per_frequency(schedule.post_coef_x0, t) * y0
-         + std * spectra.rfft2(noise))
-  return spectra.irfft2(y_s, height, width).astype(x_t.dtype)
+    y0 = to(jnp.clip(back(y0), *clip_range))
+    e_hat = (y_t - a_t * y0) / jnp.sqrt(sig2_t)
+  if eta == 0:
+    return a_s * y0 + jnp.sqrt(sig2_s) * e_hat
+  cond = jnp.maximum(sig2_t - (a_t / a_s) ** 2 * sig2_s, 0.0)
+  c2 = eta**2 * cond * sig2_s / sig2_t
+  return a_s * y0 + jnp.sqrt(jnp.maximum(sig2_s - c2, 0.0)) * e_hat + jnp.sqrt(c2) * z
 
 
 def ddim_step(schedule: Schedule, x_t: jax.Array, t: jax.Array, s: jax.Array,
@@ -272,43 +336,17 @@ def ddim_step(schedule: Schedule, x_t: jax.Array, t: jax.Array, s: jax.Array,
     x_t: ``[B, H, W, C]``; t, s: scalars or ``[B]``; eps_hat: ``[B, H, W, C]``;
     noise: white ``[B, H, W, C]`` (needed when ``eta > 0``); eta: Python float in [0, 1].
   """
-  eta = float(eta)
-  if not 0.0 <= eta <= 1.0:
-    raise ValueError(f"eta={eta} must lie in [0, 1].")
-  if eta > 0 and noise is None:
-    raise ValueError("ddim_step with eta > 0 needs noise.")
-  if eta > 0 and schedule.ddim_only:
-    raise ValueError(f"schedule {schedule.name!r} breaks the forward chain: DDIM needs eta = 0.")
+  _check_ddim(schedule, eta, noise is not None)
   _check_inputs(schedule, x_t, "x_t")
-  height, width = x_t.shape[1:3]
-  abar = schedule.alphas_cumprod
-  s = jnp.asarray(s)
-  s_idx = jnp.maximum(s, 0)
-  a_t = jnp.sqrt(_per_example(abar, t))
-  abar_s = jnp.where(jnp.reshape(s, (-1, 1, 1, 1)) >= 0, _per_example(abar, s_idx), 1.0)
-  a_s = jnp.sqrt(abar_s)
-  sig2_t = _sigma_grid(schedule, t) ** 2
-  sig2_s = (1.0 - abar_s) * _spectrum_grid(schedule, s_idx)
-  fourier = not schedule.is_white
-  fwd = spectra.rfft2 if fourier else (lambda x: x)
-  inv = (lambda y: spectra.irfft2(y, height, width)) if fourier else (lambda y: y)
-  y_t = fwd(x_t)
-  e = fwd(eps_hat)
-  y0 = (y_t - jnp.sqrt(sig2_t) * e) / a_t
-  if clip_x0:
-    y0 = fwd(jnp.clip(inv(y0), *clip_range))
-    e = (y_t - a_t * y0) / jnp.sqrt(sig2_t)
-  if eta > 0:
-    cond = jnp.maximum(sig2_t - (a_t / a_s) ** 2 * sig2_s, 0.0)
-    c2 = eta**2 * cond * sig2_s / sig2_t
-    y_s = a_s * y0 + jnp.sqrt(jnp.maximum(sig2_s - c2, 0.0)) * e + jnp.sqrt(c2) * fwd(noise)
-  else:
-    y_s = a_s * y0 + jnp.sqrt(sig2_s) * e
-  return inv(y_s).astype(x_t.dtype)
+  size = tuple(x_t.shape[1:3])
+  to, back = working_domain(schedule, *size)
+  z = None if (noise is None or float(eta) == 0) else to(noise)
+  y_s = ddim_update(schedule, to(x_t), t, s, to(eps_hat), z, eta, size, clip_x0, clip_range)
+  return back(y_s).astype(x_t.dtype)
 
 
 __all__ = [
-    "OBJECTIVES", "ddim_step", "forward_noise", "loss_per_example", "posterior_mean_variance",
+    "OBJECTIVES", "ancestral_update", "ddim_step", "ddim_update", "working_domain", "forward_noise", "loss_per_example", "posterior_mean_variance",
     "predict_eps_and_x0", "prior_sample", "q_sample", "reverse_step", "training_target",
     "x0_from_eps",
 ]

@@ -125,6 +125,30 @@ def colored_noise(key: jax.Array, shape, spectrum, dtype=jnp.float32) -> jax.Arr
   return apply_sqrt_spectrum(eps, jnp.sqrt(s))
 
 
+def fourier_white_noise(key: jax.Array, shape, dtype=jnp.float32) -> jax.Array:
+  """White noise drawn directly on the rfft grid: distributed exactly as
+  ``spectra.rfft2(N(0, I))`` for ``shape = (B, H, W, C)``, without the FFT.
+
+  Interior columns ``0 < j < W/2`` hold iid circular complex ``CN(0, 1)``; the
+  self-conjugate columns (0 and, for even ``W``, ``W/2``) are the orthonormal 1-D FFT
+  over ``H`` of real ``N(0, 1)`` vectors, so they have the Hermitian symmetry
+  ``Z(-u) = conj Z(u)`` of a real image's transform.
+  Returns:
+    ``[B, H, W // 2 + 1, C]`` complex.
+  """
+  b, h, w, c = (int(s) for s in shape)
+  cols = spectra.rfft_width(w)
+  k_interior, k_columns = jax.random.split(key)
+  re_im = jax.random.normal(k_interior, (2, b, h, cols, c), dtype) * np.sqrt(0.5).astype(dtype)
+  z = jax.lax.complex(re_im[0], re_im[1])
+  special = [0] + ([cols - 1] if w % 2 == 0 else [])
+  real_cols = jax.random.normal(k_columns, (b, h, len(special), c), dtype)
+  hermitian = jnp.fft.fft(real_cols, axis=1, norm="ortho").astype(z.dtype)
+  for i, col in enumerate(special):
+    z = z.at[:, :, col].set(hermitian[:, :, i])
+  return z
+
+
 def white_noise(key: jax.Array, shape, dtype=jnp.float32) -> jax.Array:
   """``N(0, I)`` noise, the ``S = 1`` special case."""
   return jax.random.normal(key, shape, dtype)
@@ -144,5 +168,6 @@ def spatial_autocovariance(spectrum, width: int) -> np.ndarray:
   return np.fft.irfft2(s, s=(s.shape[0], width))
 
 
-__all__ = ["apply_sqrt_spectrum", "check_spectrum", "colored_noise", "normalize_spectrum",
+__all__ = ["apply_sqrt_spectrum", "check_spectrum", "colored_noise", "fourier_white_noise",
+           "normalize_spectrum",
            "spatial_autocovariance", "symmetrize", "white_noise"]

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fans_jax import diffusion
+from fans_jax import noise as noise_lib
 from fans_jax.schedules import Schedule
 
 ModelFn = Callable[[Any, jax.Array, jax.Array], jax.Array]
@@ -80,9 +81,14 @@ def sample(model_fn: ModelFn, params: Any, key: jax.Array, *, schedule: Schedule
   check_sampler(sampler)
   diffusion.check_objective(objective)
   batch = shape[0]
+  size = tuple(shape[1:3])
   T = schedule.num_timesteps
   key_prior, key_steps = jax.random.split(key)
   x_T = diffusion.prior_sample(schedule, key_prior, shape, dtype)
+  to, back = diffusion.working_domain(schedule, *size)
+  # Coloured schedules carry Y_t = rfft2(x_t) and draw the step noise on the rfft grid,
+  # so a step costs two FFTs (x_t for the network, eps_hat back) instead of four.
+  draw = noise_lib.white_noise if schedule.is_white else noise_lib.fourier_white_noise
 
   def eps_hat_at(x, t):
     tt = jnp.full((batch,), t, jnp.int32)
@@ -94,25 +100,27 @@ def sample(model_fn: ModelFn, params: Any, key: jax.Array, *, schedule: Schedule
       raise ValueError(f"schedule {schedule.name!r} was built with ddim_only=True (it breaks"
                        " the forward chain); use sampler='ddim' with eta=0.")
 
-    def ddpm_body(x, t):
-      z = jax.random.normal(jax.random.fold_in(key_steps, t), shape, dtype)
-      return diffusion.reverse_step(schedule, x, t, eps_hat_at(x, t), z, clip_x0,
-                                    clip_range), None
+    def ddpm_body(y, t):
+      x = back(y).astype(dtype)
+      z = draw(jax.random.fold_in(key_steps, t), shape, dtype)
+      return diffusion.ancestral_update(schedule, y, t, to(eps_hat_at(x, t)), z, size,
+                                        clip_x0, clip_range), None
 
-    x0, _ = jax.lax.scan(ddpm_body, x_T, jnp.arange(T - 1, -1, -1, dtype=jnp.int32))
-    return x0
+    y0, _ = jax.lax.scan(ddpm_body, to(x_T), jnp.arange(T - 1, -1, -1, dtype=jnp.int32))
+    return back(y0).astype(dtype)
 
   steps = ddim_timesteps(T, T if num_steps is None else num_steps, spacing)
   pairs = np.stack([steps, np.append(steps[1:], -1)], axis=1).astype(np.int32)
 
-  def ddim_body(x, ts):
+  def ddim_body(y, ts):
     t, s = ts[0], ts[1]
-    z = jax.random.normal(jax.random.fold_in(key_steps, t), shape, dtype) if eta > 0 else None
-    return diffusion.ddim_step(schedule, x, t, s, eps_hat_at(x, t), z, eta, clip_x0,
-                               clip_range), None
+    x = back(y).astype(dtype)
+    z = draw(jax.random.fold_in(key_steps, t), shape, dtype) if eta > 0 else None
+    return diffusion.ddim_update(schedule, y, t, s, to(eps_hat_at(x, t)), z, eta, size,
+                                 clip_x0, clip_range), None
 
-  x0, _ = jax.lax.scan(ddim_body, x_T, jnp.asarray(pairs))
-  return x0
+  y0, _ = jax.lax.scan(ddim_body, to(x_T), jnp.asarray(pairs))
+  return back(y0).astype(dtype)
 
 
 __all__ = ["SAMPLERS", "check_sampler", "ddim_timesteps", "sample"]

@@ -134,3 +134,22 @@ def test_asymmetric_spectrum_rejected_and_symmetrize_fixes_it():
 def test_bad_shape_rank():
   with pytest.raises(ValueError, match="shape must be"):
     noise.colored_noise(jax.random.key(0), (8, 8, 1), jnp.ones((8, 5)))
+
+
+@pytest.mark.parametrize("h,w", [(6, 8), (5, 7)])
+def test_fourier_white_noise_is_distributed_as_rfft_of_white(h, w):
+  """Second moments of fourier_white_noise equal those of rfft2(N(0, I)): E|Z|^2 = 1,
+  E[Z^2] = 1 on self-conjugate coefficients (real) and 0 elsewhere (circular), Hermitian
+  within the self-conjugate columns. n draws: standard error of a mean of |Z|^2 or Z^2
+  is at most sqrt(2/n); 5 of them allowed."""
+  n = 40000
+  z = np.asarray(noise.fourier_white_noise(jax.random.key(0), (n, h, w, 1)))[..., 0]
+  ref = np.asarray(spectra.rfft2(jax.random.normal(jax.random.key(1), (n, h, w, 1))))[..., 0]
+  tol = 5 * np.sqrt(2 / n)
+  for a in (z, ref):
+    np.testing.assert_allclose(np.mean(np.abs(a) ** 2, 0), 1.0, atol=tol)
+  np.testing.assert_allclose(np.mean(z**2, 0), np.mean(ref**2, 0), atol=2 * tol)
+  cols = [0] + ([w // 2] if w % 2 == 0 else [])
+  for col in cols:
+    mirror = np.roll(z[:, ::-1, col], 1, axis=1)
+    np.testing.assert_allclose(z[:, :, col], np.conj(mirror), atol=1e-6)
