@@ -261,12 +261,19 @@ def gamma_path(u: np.ndarray, gamma_0: float, gamma_T: float, path: str = "linea
 
 
 @register_spectrum("annealed")
-def annealed_spectrum(ctx: SpectrumContext, gamma_T: float = 1.0, gamma_0: float = 0.0,
+def annealed_spectrum(ctx: SpectrumContext, gamma_T: float = 0.0, gamma_0: float = 1.0,
                       path: str = "linear", sharpness: float = 10.0, mode: str = "radial",
                       floor: float = 1e-6, max_ratio: float | None = 1e3,
                       num_bands: int = 8, dc: str = "nearest") -> SpectrumFamilyOutput:
   """``S_t ∝ Pbar^gamma(t)``, gamma moving from ``gamma_T`` (most noisy step) to
-  ``gamma_0`` (least noisy). Default 1 -> 0: EqualSNR at high noise, white at the end."""
+  ``gamma_0`` (least noisy).
+
+  Default 0 -> 1: white noise at ``t = T - 1`` (the prior is DDPM's), so generation
+  starts coarse-to-fine as in DDPM, and EqualSNR at ``t = 0``, so the high
+  frequencies catch up with the low ones at the end of sampling instead of being
+  generated last and least. ``SNR_k(t) ∝ var_k^(1 - gamma(t))``: the path sets the
+  speed of the low-to-high sweep.
+  """
   gamma_T = _check_gamma("gamma_T", gamma_T)
   gamma_0 = _check_gamma("gamma_0", gamma_0)
   base = base_spectrum(ctx, "annealed", mode, floor, max_ratio, num_bands, dc)

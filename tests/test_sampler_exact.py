@@ -32,7 +32,7 @@ SCHEDULES = {
     "white": {},
     "matched": {},
     "annealed": {},
-    "annealed_0_to_1": dict(name="annealed", gamma_T=0.0, gamma_0=1.0, path="cosine"),
+    "annealed_1_to_0": dict(name="annealed", gamma_T=1.0, gamma_0=0.0, path="cosine"),
 }
 
 
@@ -150,7 +150,7 @@ def test_ancestral_samples_have_predicted_spectrum(label):
 
 
 @pytest.mark.parametrize("label,num_steps", [("white", 1000), ("annealed", 1000),
-                                             ("matched", 100), ("annealed_0_to_1", 50)])
+                                             ("matched", 100), ("annealed_1_to_0", 50)])
 def test_ddim_samples_have_predicted_spectrum(label, num_steps):
   sched = make(label)
   samples = sample(sched, "ddim", num_steps)

@@ -59,9 +59,9 @@ def test_time_invariance_flags():
   sel = (radius > 0.05) & (radius < 0.45)  # inside the 1e3 cap
   ratio = np.asarray(m.spectrum[0])[sel] / PSDS["pltb2"][sel]
   assert ratio.std() / ratio.mean() < 0.05
-  # annealed goes from gamma_T = 1 at t = T-1 to white at t = 0
-  np.testing.assert_allclose(a.spectrum[0], 1.0, rtol=1e-5)
-  np.testing.assert_allclose(a.spectrum[-1], m.spectrum[0], rtol=1e-4)
+  # annealed goes from white at t = T-1 (gamma_T = 0) to matched at t = 0 (gamma_0 = 1)
+  np.testing.assert_allclose(a.spectrum[-1], 1.0, rtol=1e-5)
+  np.testing.assert_allclose(a.spectrum[0], m.spectrum[0], rtol=1e-4)
 
 
 def first_violation(sched_kwargs):
