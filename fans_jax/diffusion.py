@@ -170,14 +170,16 @@ def predict_eps_and_x0(schedule: Schedule, x_t: jax.Array, t: jax.Array,
   sigma = _sigma_grid(schedule, t)
   y_t = spectra.rfft2(x_t)
   out = spectra.rfft2(model_output)
+  # The output itself is returned as is, not as irfft2(rfft2(output)): that saves an
+  # FFT pair, and XLA:CPU (jax 0.10.2) fails with a layout RET_CHECK on an
+  # irfft2(rfft2(x)) chain when x is sharded over several devices.
   if objective == "eps":
-    e, y0 = out, (y_t - sigma * out) / a
-  elif objective == "x0":
-    e, y0 = (y_t - a * out) / sigma, out
-  else:
-    c_eps, c_x0 = _linear_target_coefs(schedule, t, objective)
-    det = a * c_eps - sigma * c_x0
-    e, y0 = (a * out - c_x0 * y_t) / det, (c_eps * y_t - sigma * out) / det
+    return model_output, spectra.irfft2((y_t - sigma * out) / a, height, width)
+  if objective == "x0":
+    return spectra.irfft2((y_t - a * out) / sigma, height, width), model_output
+  c_eps, c_x0 = _linear_target_coefs(schedule, t, objective)
+  det = a * c_eps - sigma * c_x0
+  e, y0 = (a * out - c_x0 * y_t) / det, (c_eps * y_t - sigma * out) / det
   return spectra.irfft2(e, height, width), spectra.irfft2(y0, height, width)
 
 

@@ -1,0 +1,337 @@
+"""Train-step benchmarks (issue 3): throughput, noise-shaping share, JAX vs PyTorch,
+host-device scaling, XLA:CPU flags and conv layouts.
+
+    python benchmarks/bench_train.py            # everything (tens of minutes on 2 cores)
+    python benchmarks/bench_train.py --quick    # tiny sizes, a smoke run (~2-3 minutes)
+    python benchmarks/bench_train.py --sections=torch,xla_flags --models=tiny
+
+Every number comes from a child process started with an explicit device count
+(``--xla_force_host_platform_device_count``) and XLA flags, so that runs do not share
+thread pools or compiled state. Inside a child, the candidates being compared (white
+vs FANS noise, JAX vs PyTorch) run in alternation, each ``--repeats`` times after a
+warm-up, and the median wall time of a step is reported. Prints markdown tables.
+
+What a "step" is, in both frameworks: draw t and the noise, noise the batch, forward,
+MSE loss, backward, clip the gradient norm at 1, Adam, EMA update. PyTorch
+(``benchmarks/torch_unet.py``, the same network, checked to have the same parameter
+count) is optional: ``pip install torch==2.13.0``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+MODELS = {
+    # configs/base.py tiny variant, and Ho et al.'s CIFAR-10 UNet (35.7M).
+    "tiny": dict(channels=16, channel_mult=(1, 2, 2), num_res_blocks=1,
+                 attention_resolutions=(8,), dropout=0.0, num_groups=8),
+    "cifar": dict(channels=128, channel_mult=(1, 2, 2, 2), num_res_blocks=2,
+                  attention_resolutions=(16,), dropout=0.1, num_groups=32),
+}
+XLA_VARIANTS = {
+    "default": "",
+    "no multi-thread Eigen": "--xla_cpu_multi_thread_eigen=false",
+    "concurrency-optimised scheduler": "--xla_cpu_enable_concurrency_optimized_scheduler=true",
+    "fast math": "--xla_cpu_enable_fast_math=true",
+    "oneDNN": "--xla_cpu_use_onednn=true",
+    "XNNPACK": "--xla_cpu_use_xnnpack=true",
+    "no fusion emitters": "--xla_cpu_use_fusion_emitters=false",
+}
+
+
+# ----------------------------------------------------------------------------------
+# Child side (imports JAX after XLA_FLAGS is set)
+# ----------------------------------------------------------------------------------
+
+
+def _median_alternating(fns: dict, repeats: int) -> dict:
+  for fn in fns.values():  # warm-up (compilation)
+    fn()
+  times = {name: [] for name in fns}
+  for _ in range(repeats):
+    for name, fn in fns.items():
+      start = time.perf_counter()
+      fn()
+      times[name].append(time.perf_counter() - start)
+  return {name: sorted(v)[len(v) // 2] for name, v in times.items()}
+
+
+def _jax_step(model: str, noise: str, batch: int, size: int):
+  """A zero-argument function running one jitted train step (blocking)."""
+  import jax  # pylint: disable=import-outside-toplevel
+  import ml_collections  # pylint: disable=import-outside-toplevel
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from jax.sharding import NamedSharding, PartitionSpec as P  # pylint: disable=import-outside-toplevel
+  from fans_jax import models, schedules, spectra, train  # pylint: disable=import-outside-toplevel
+
+  shape = (size, size, 3)
+  model_cfg = ml_collections.ConfigDict(dict(name="unet", **MODELS[model]))
+  mesh = train.make_mesh()
+  if noise == "white":
+    schedule = schedules.make_schedule("white", 1000, "linear", shape)
+  else:
+    psd = spectra.power_law_grid(size, size, 2.0)
+    schedule = schedules.make_schedule("annealed", 1000, "linear", shape, data_psd=psd,
+                                       max_ratio=1e3)
+  schedule = jax.device_put(schedule, NamedSharding(mesh, P()))
+  cfg = train.OptimConfig(learning_rate=2e-4, warmup_steps=0, grad_clip=1.0)
+  tx, lr_fn = train.make_optimizer(cfg, 1000)
+  graphdef, state = train.init_train_state(model_cfg, shape, tx, 0, mesh)
+  step = train.make_train_step(graphdef, tx, lr_fn, mesh, objective="eps", ema_decay=0.9999)
+  images = np.random.default_rng(0).integers(0, 256, (batch,) + shape, dtype=np.uint8)
+  data = train.global_batch(images, mesh, batch)
+  holder = {"state": state}
+
+  def run():
+    holder["state"], metrics = step(holder["state"], data, schedule)
+    jax.block_until_ready(metrics)
+
+  return run, models.count_params(state.params)
+
+
+def _torch_step(model: str, batch: int, size: int, channels_last: bool):
+  import torch  # pylint: disable=import-outside-toplevel
+  sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+  import torch_unet  # pylint: disable=import-outside-toplevel
+
+  torch.manual_seed(0)
+  net = torch_unet.UNet(image_size=size, **MODELS[model])
+  ema = [p.detach().clone() for p in net.parameters()]
+  opt = torch.optim.Adam(net.parameters(), lr=2e-4)
+  x0 = torch.rand(batch, 3, size, size) * 2 - 1
+  abar = torch.cumprod(1 - torch.linspace(1e-4, 0.02, 1000), 0)
+  if channels_last:
+    net = net.to(memory_format=torch.channels_last)
+    x0 = x0.contiguous(memory_format=torch.channels_last)
+
+  def run():
+    t = torch.randint(0, 1000, (batch,))
+    eps = torch.randn_like(x0)
+    a = abar[t][:, None, None, None]
+    x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps
+    loss = torch.mean((net(x_t, t) - eps) ** 2)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+    opt.step()
+    with torch.no_grad():
+      torch._foreach_lerp_(ema, list(net.parameters()), 1e-4)  # pylint: disable=protected-access
+
+  return run, torch_unet.count_params(net), torch.__version__, torch.get_num_threads()
+
+
+def _conv_layouts(batch: int, size: int, channels: int):
+  """fwd+bwd of one 3x3 conv, NHWC vs NCHW (XLA:CPU's native layout is NHWC)."""
+  import jax  # pylint: disable=import-outside-toplevel
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+
+  fns = {}
+  for layout in ("NHWC", "NCHW"):
+    shape = (batch, size, size, channels) if layout == "NHWC" else (batch, channels, size, size)
+    x = jax.random.normal(jax.random.key(0), shape)
+    w = 0.1 * jax.random.normal(jax.random.key(1), (3, 3, channels, channels))
+
+    def loss(x, w, layout=layout):
+      y = jax.lax.conv_general_dilated(x, w, (1, 1), "SAME",
+                                       dimension_numbers=(layout, "HWIO", layout))
+      return jnp.sum(y ** 2)
+
+    grad = jax.jit(jax.grad(loss, argnums=(0, 1)))
+    fns[layout] = (lambda grad=grad, x=x, w=w: jax.block_until_ready(grad(x, w)))
+  return fns
+
+
+def child(args) -> dict:
+  """Runs one measurement; returns a JSON-able dict."""
+  out = {"devices": args.devices, "xla_flags": os.environ.get("XLA_FLAGS", "")}
+  if args.child == "step":
+    fns = {}
+    jax_run, out["params"] = _jax_step(args.model, args.noise, args.batch, args.size)
+    fns["jax"] = jax_run
+    if args.torch:
+      torch_run, out["torch_params"], out["torch_version"], out["torch_threads"] = _torch_step(
+          args.model, args.batch, args.size, args.channels_last)
+      if out["torch_params"] != out["params"]:
+        raise SystemExit(f"PyTorch UNet has {out['torch_params']} parameters, JAX"
+                         f" {out['params']}: not the same network.")
+      fns["torch"] = torch_run
+    out.update(_median_alternating(fns, args.repeats))
+  elif args.child == "noise":
+    white, out["params"] = _jax_step(args.model, "white", args.batch, args.size)
+    fans, _ = _jax_step(args.model, "fans", args.batch, args.size)
+    out.update(_median_alternating({"white": white, "fans": fans}, args.repeats))
+  elif args.child == "layout":
+    out.update(_median_alternating(_conv_layouts(args.batch, args.size, args.channels),
+                                   args.repeats))
+  return out
+
+
+# ----------------------------------------------------------------------------------
+# Parent side
+# ----------------------------------------------------------------------------------
+
+
+def run_child(kind: str, devices: int = 1, xla_flags: str = "", timeout: float = 3600,
+              **kw) -> dict:
+  env = dict(os.environ)
+  env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices} {xla_flags}".strip()
+  env["JAX_PLATFORMS"] = "cpu"
+  env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  cmd = [sys.executable, os.path.abspath(__file__), f"--child={kind}", f"--devices={devices}"]
+  for key, value in kw.items():
+    if isinstance(value, bool):
+      cmd.append(f"--{key}" if value else f"--no{key}")
+    else:
+      cmd.append(f"--{key}={value}")
+  proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout,
+                        cwd=ROOT)
+  if proc.returncode != 0:
+    raise RuntimeError(f"child {cmd} failed:\n{proc.stderr[-3000:]}")
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def table(header: list[str], rows: list[list]) -> str:
+  lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+  lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+  return "\n".join(lines)
+
+
+def have_torch() -> bool:
+  try:
+    import torch  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+    return True
+  except ImportError:
+    return False
+
+
+def main(args) -> None:
+  quick = args.quick
+  size = 16 if quick else 32
+  batches = {"tiny": 8 if quick else 128, "cifar": 4 if quick else 128}
+  if args.batch_size:
+    batches = {k: args.batch_size for k in batches}
+  model_list = args.models.split(",") if args.models else (["tiny"] if quick else
+                                                            ["tiny", "cifar"])
+  device_counts = [1] if quick else [1, 2, 4]
+  rep = dict(repeats=args.repeats)
+  sections = args.sections.split(",")
+  print(f"# bench_train ({'quick' if quick else 'full'}), {platform.processor() or platform.machine()},"
+        f" {os.cpu_count()} CPUs, python {platform.python_version()}\n")
+
+  if "throughput" in sections:
+    rows = []
+    for model in model_list:
+      for devices in device_counts:
+        r = run_child("step", devices, model=model, noise="fans", batch=batches[model],
+                      size=size, **rep)
+        rows.append([model, f"{r['params']:,}", batches[model], devices,
+                     f"{r['jax'] * 1e3:.0f}", f"{batches[model] / r['jax']:.0f}"])
+    print("## Train step throughput (FANS noise), by emulated host devices\n")
+    print(table(["model", "params", "batch", "devices", "ms/step", "images/s"], rows), "\n")
+
+  if "noise" in sections:
+    rows = []
+    for devices in device_counts[:2]:
+      r = run_child("noise", devices, model="tiny", batch=batches["tiny"], size=size, **rep)
+      share = 1.0 - r["white"] / r["fans"]
+      rows.append(["tiny", batches["tiny"], devices, f"{r['white'] * 1e3:.1f}",
+                   f"{r['fans'] * 1e3:.1f}", f"{100 * share:+.1f}%"])
+    print("## Share of the step spent on noise shaping (white vs annealed FANS, alternating)\n")
+    print(table(["model", "batch", "devices", "white ms", "FANS ms", "FANS overhead"], rows))
+    print()
+
+  if "torch" in sections:
+    if not have_torch():
+      print("## JAX vs PyTorch: skipped (pip install torch==2.13.0)\n")
+    else:
+      rows = []
+      for model in model_list:
+        for devices in device_counts[:2]:
+          for channels_last in ([False] if quick else [False, True]):
+            r = run_child("step", devices, model=model, noise="white", batch=batches[model],
+                          size=size, torch=True, channels_last=channels_last, **rep)
+            rows.append([model, batches[model], devices,
+                         "channels_last" if channels_last else "NCHW",
+                         f"{batches[model] / r['jax']:.0f}", f"{batches[model] / r['torch']:.0f}",
+                         f"{r['torch'] / r['jax']:.2f}x",
+                         f"{r['torch_version']}, {r['torch_threads']} threads"])
+      print("## JAX vs PyTorch, same network and batch, alternating in one process"
+            " (> 1x: JAX faster)\n")
+      print(table(["model", "batch", "JAX devices", "torch layout", "JAX img/s", "torch img/s",
+                   "JAX speed / torch", "torch"], rows), "\n")
+
+  if "xla_flags" in sections:
+    variants = dict(list(XLA_VARIANTS.items())[:2]) if quick else XLA_VARIANTS
+    times = {name: [] for name in variants}
+    errors = {}
+    for _ in range(args.rounds):  # round robin: slow drifts of the machine's load cancel
+      for name, flags in variants.items():
+        try:
+          r = run_child("step", 1, flags, model="tiny", noise="fans", batch=batches["tiny"],
+                        size=size, **rep)
+          times[name].append(r["jax"])
+        except RuntimeError as e:
+          errors[name] = str(e).splitlines()[-1][:80]
+    base = sorted(times["default"])[len(times["default"]) // 2]
+    rows = []
+    for name, flags in variants.items():
+      if name in errors:
+        rows.append([name, flags or "-", "failed", errors[name]])
+        continue
+      sec = sorted(times[name])[len(times[name]) // 2]
+      rows.append([name, flags or "-", " / ".join(f"{t * 1e3:.0f}" for t in times[name]),
+                   f"{base / sec:.2f}x"])
+    print(f"## XLA:CPU flags, tiny model, 1 device ({args.rounds} round-robin rounds)\n")
+    print(table(["variant", "XLA_FLAGS", "ms/step per round", "speed vs default"], rows), "\n")
+
+  if "layout" in sections:
+    r = run_child("layout", 1, batch=32 if quick else 128, size=size, channels=32, **rep)
+    print("## One 3x3 conv (32 channels), forward + backward, by layout\n")
+    print(table(["layout", "ms"], [[k, f"{r[k] * 1e3:.1f}"] for k in ("NHWC", "NCHW")]), "\n")
+
+
+def parse_args(argv=None):
+  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+  p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
+  p.add_argument("--sections", default="throughput,noise,torch,xla_flags,layout")
+  p.add_argument("--repeats", type=int, default=None)
+  p.add_argument("--rounds", type=int, default=None, help="round-robin rounds (xla_flags)")
+  p.add_argument("--models", default=None, help="comma-separated: tiny,cifar")
+  p.add_argument("--batch_size", type=int, default=None, help="override every batch size")
+  # Child-only arguments.
+  p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+  p.add_argument("--devices", type=int, default=1, help=argparse.SUPPRESS)
+  p.add_argument("--model", default="tiny", help=argparse.SUPPRESS)
+  p.add_argument("--noise", default="fans", help=argparse.SUPPRESS)
+  p.add_argument("--batch", type=int, default=8, help=argparse.SUPPRESS)
+  p.add_argument("--size", type=int, default=32, help=argparse.SUPPRESS)
+  p.add_argument("--channels", type=int, default=32, help=argparse.SUPPRESS)
+  p.add_argument("--torch", dest="torch", action="store_true", help=argparse.SUPPRESS)
+  p.add_argument("--notorch", dest="torch", action="store_false", help=argparse.SUPPRESS)
+  p.add_argument("--channels_last", dest="channels_last", action="store_true",
+                 help=argparse.SUPPRESS)
+  p.add_argument("--nochannels_last", dest="channels_last", action="store_false",
+                 help=argparse.SUPPRESS)
+  args = p.parse_args(argv)
+  if args.repeats is None:
+    args.repeats = 3 if args.quick else 7
+  if args.rounds is None:
+    args.rounds = 1 if args.quick else 3
+  return args
+
+
+if __name__ == "__main__":
+  ARGS = parse_args()
+  if ARGS.child:
+    sys.path.insert(0, ROOT)
+    print(json.dumps(child(ARGS)))
+  else:
+    main(ARGS)

@@ -1,0 +1,210 @@
+r"""The FANS study: DDPM against FANS variants, same model, budget, seeds and sampler.
+
+For every dataset x variant x seed, ``launch/study.py`` trains a run, samples it,
+evaluates it (spectral metrics, FD-ResNet20 on CIFAR-10) and writes one table in the
+published post's format, with the post's numbers beside ours, plus figures
+(``fans_jax/study.py``, ``docs/study_design.md``)::
+
+    python launch/study.py --config=configs/study.py --outdir=studies/cpu        # hours, 2 CPUs
+    python launch/study.py --config=configs/study.py:quick --outdir=/tmp/quick   # minutes
+    python launch/study.py --config=configs/study.py:gpu --outdir=studies/gpu    # one GPU
+
+Rerunning the same command skips finished runs and resumes partly trained ones.
+Budget overrides go through ``run`` (a whole training config minus ``data``) and
+``evaluation``, e.g. ``--config.run.train.num_train_steps=3000
+--config.evaluation.num_samples=512 --config.seeds=0,1,2
+--config.dataset_names=pltb,cifar10``. Change the budget only with a new
+``--outdir``: a run whose saved config differs from the current one is an error.
+
+Sections:
+
+* ``datasets``: name -> ``label``, ``published`` (its row in the post's tables,
+  ``fans_jax.study.PUBLISHED``; '' for none), ``data`` (a full data config, from the
+  experiment config's ``:tiny`` variant at ``image_size``) and ``spectrum_images``.
+  ``dataset_names``: the ones run, in table order (comma-separated).
+* ``variants``: name -> ``family`` (a noise spectrum family), ``options`` (all its
+  options) and ``published_as`` (``DDPM`` / ``FANS``: the post's column it stands for).
+  ``variant_names``: the ones run; ``baseline``: the one the others are compared with.
+* ``seeds``: training seeds (comma-separated); run ``s`` samples with
+  ``evaluation.seed + s``.
+* ``run``: the shared training config of every run (model, noise T / betas /
+  objective, optim, train, sample, debug); each run adds its dataset's ``data``, its
+  variant's noise family and options, its seed and ``eval`` from ``evaluation``.
+* ``evaluation``: sampler, steps, eta, samples per run, reference images (0: all),
+  band count and slope-fit range of the spectral metrics.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from configs import base
+from configs import cifar_ddpm, dtd_ddpm, egm_ddpm, galaxy_ddpm, pltb_ddpm
+
+# name -> (experiment config module, image size, label, row of the published tables)
+_DATASETS = {
+    "pltb": (pltb_ddpm, 32, "PLTB (alpha 1)", "PLTB"),
+    "egm": (egm_ddpm, 32, "EGM", "EGM"),
+    "dtd": (dtd_ddpm, 32, "DTD (10 classes)", "Texture"),
+    "galaxy": (galaxy_ddpm, 32, "Galaxy Zoo", "Multimodal Universe"),
+    "cifar10": (cifar_ddpm, 32, "CIFAR-10 (local 10k)", "CIFAR-10"),
+    # Optional lower resolution for the synthetic sets (not in the default list).
+    "pltb16": (pltb_ddpm, 16, "PLTB (alpha 1) 16x16", "PLTB"),
+    "egm16": (egm_ddpm, 16, "EGM 16x16", "EGM"),
+}
+DEFAULT_DATASETS = "pltb,egm,dtd,galaxy,cifar10"
+
+# name -> (noise family, option overrides, the post's column it stands for, description)
+_VARIANTS = {
+    "white": ("white", {}, "DDPM", "DDPM: white noise"),
+    "blog": ("blog", {}, "FANS", "the published FANS recipe (band softmax weights,"
+             " guardrail, per-sample standardisation)"),
+    "matched": ("matched", dict(gamma=1.0), "", "EqualSNR: S ∝ Pbar, constant in time"),
+    # The path configs/*_fans.py ship: EqualSNR at the noisiest step, white at t = 0.
+    "annealed": ("annealed", dict(gamma_T=1.0, gamma_0=0.0, path="linear", max_ratio=1e3), "",
+                 "gamma 1 -> 0 (EqualSNR at t = T to white at t = 0), capped at 1e3"),
+    # fans_jax.schedules.annealed_spectrum's own default path, the other direction.
+    "annealed_0to1": ("annealed", dict(gamma_T=0.0, gamma_0=1.0, path="linear", max_ratio=1e3),
+                      "", "gamma 0 -> 1 (white at t = T to EqualSNR at t = 0), capped at 1e3"),
+}
+DEFAULT_VARIANTS = "white,blog,matched,annealed"
+
+
+def _dataset(module, image_size: int, label: str, published: str) -> ml_collections.ConfigDict:
+  experiment = module.get_config("tiny")
+  data = ml_collections.ConfigDict(experiment.data.to_dict())
+  data.image_size = image_size
+  # spectrum_images 0: the FANS spectra from every image. The offline sets are sorted by
+  # class, so "the first 2000" (the :tiny default) would be two CIFAR-10 classes.
+  return ml_collections.ConfigDict(dict(label=label, published=published, data=data,
+                                        spectrum_images=0))
+
+
+def _variant(family: str, options: dict, published_as: str, description: str
+             ) -> ml_collections.ConfigDict:
+  opts = base.family_options(family, **options) if family != "white" else (
+      ml_collections.ConfigDict())
+  return ml_collections.ConfigDict(dict(family=family, options=opts, published_as=published_as,
+                                        description=description))
+
+
+def _run_template() -> ml_collections.ConfigDict:
+  """base.py + its tiny variant (0.28M-parameter UNet), minus what each run sets."""
+  run = base.get_config()
+  base.tiny(run)
+  del run["data"]  # per dataset
+  del run["eval"]  # from `evaluation`
+  for key in ("name", "options", "spectrum_images"):  # per variant / dataset
+    del run.noise[key]
+  run.sample.every_steps = 0  # no grids during training: the evaluation samples are drawn
+  return run
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.datasets = ml_collections.ConfigDict(
+      {name: _dataset(*spec) for name, spec in _DATASETS.items()})
+  config.dataset_names = DEFAULT_DATASETS
+  config.variants = ml_collections.ConfigDict(
+      {name: _variant(*spec) for name, spec in _VARIANTS.items()})
+  config.variant_names = DEFAULT_VARIANTS
+  config.baseline = "white"
+  config.seeds = "0,1"
+  config.run = _run_template()
+
+  # --- The CPU budget (docs/study_design.md has the arithmetic). ----------------------
+  # Per run, on a quiet 2-core CPU: the :tiny recipe (600 steps of batch 64, ~0.45 s a
+  # step: ~4.5 min), then 128 samples with the ancestral sampler over all T = 1000 steps
+  # (~1.8 ms per image and step: ~4 min), evaluated against every image of the dataset;
+  # ~9 min a run with start-up, 40 runs ~6 h (seed-major order: seed 0 done in ~3 h).
+  config.run.train.batch_size = 64          # base.tiny
+  config.run.train.num_train_steps = 600    # base.tiny
+  config.run.train.ema_decay = 0.99         # base.tiny
+  config.run.train.log_every_steps = 50
+  config.run.train.checkpoint_every_steps = 200
+  config.run.optim.learning_rate = 2e-3     # base.tiny: 100 warm-up steps, cosine to 5%
+
+  config.evaluation = ml_collections.ConfigDict(dict(
+      num_samples=128,  # >= 65 for FD-ResNet20
+      sampler="ddpm",  # ancestral over all T steps, as the post ("T = 1000 sampling steps")
+      num_steps=0,     # DDIM steps (0: T); the ddpm sampler always takes T
+      eta=1.0,         # DDIM only
+      seed=1,
+      batch_size=0,    # 0: automatic (up to 256 per jitted call)
+      clip_x0=False,
+      # Reference images: the first N of the dataset (0: all). The offline sets are sorted
+      # by class, so anything but all of them is a biased reference.
+      num_reference=0,
+      reference_split="",  # '': the run's own split
+      num_bands=8,
+      band_spacing="linear",
+      fit_f_lo=ml_collections.config_dict.placeholder(float),  # None: first non-DC bin
+      fit_f_hi=0.5,
+      # 'auto': spectral; FD-ResNet20 on CIFAR-10; FID/KID when the Inception weights
+      # exist and there are >= 2049 samples. Or a subset of spectral,fd_resnet20,fid,kid.
+      metrics="auto",
+  ))
+  config.retry_failed = False  # a failed run is final (training is deterministic)
+  config.save_samples = True  # samples.npz per run (the figures and resumption use it)
+  config.figures = True
+  config.grid_size = 64  # samples shown per grid
+
+  return _finalize(config, arg)
+
+
+def quick(config: ml_collections.ConfigDict) -> None:
+  """Minutes end to end (the test suite runs it): CIFAR-10 only (so FD-ResNet20 runs),
+  every variant, one seed, 24 steps, DDIM-10, 72 samples (FD-ResNet20 needs >= 65),
+  against all 10k images."""
+  config.dataset_names = "cifar10"
+  config.seeds = "0"
+  config.run.train.batch_size = 16
+  config.run.train.num_train_steps = 24
+  config.run.train.ema_decay = 0.9
+  config.run.train.log_every_steps = 12
+  config.run.train.checkpoint_every_steps = 12
+  config.run.optim.warmup_steps = 4
+  config.evaluation.num_samples = 72
+  config.evaluation.sampler = "ddim"
+  config.evaluation.num_steps = 10
+  config.grid_size = 36
+
+
+def gpu(config: ml_collections.ConfigDict) -> None:
+  """One GPU (not measured here; see docs/study_design.md): the 35.7M-parameter CIFAR-10
+  DDPM UNet, 30k steps of batch 128, three seeds, 5000 ancestral T = 1000 samples per
+  run against every image of each dataset (50k for the synthetic sets)."""
+  model = base.get_config().model
+  for key, value in model.items():
+    config.run.model[key] = value
+  config.seeds = "0,1,2"
+  config.run.train.batch_size = 128
+  config.run.train.num_train_steps = 30_000
+  config.run.train.ema_decay = 0.9995
+  config.run.train.log_every_steps = 500
+  config.run.train.checkpoint_every_steps = 2500
+  config.run.optim.learning_rate = 2e-4
+  config.run.optim.warmup_steps = 1000
+  config.run.optim.decay = "constant"
+  for name in _DATASETS:
+    if name.startswith(("pltb", "egm")):
+      config.datasets[name].data.num_examples = 50_000
+  config.evaluation.num_samples = 5000
+  config.evaluation.batch_size = 1000
+
+
+VARIANTS = {"quick": quick, "gpu": gpu}
+
+
+def _finalize(config: ml_collections.ConfigDict, arg: str | None) -> ml_collections.ConfigDict:
+  """Applies the comma-separated variants in ``arg`` and locks the config.
+
+  Raises:
+    ValueError: an unknown variant (naming the valid ones).
+  """
+  for name in filter(None, (arg or "").split(",")):
+    if name not in VARIANTS:
+      raise ValueError(f"unknown study variant {name!r}; valid variants: {sorted(VARIANTS)}.")
+    VARIANTS[name](config)
+  config.lock()
+  return config

@@ -1,0 +1,26 @@
+"""Evaluation metrics: spectral fidelity, Frechet distances (FID, FD-ResNet20) and KID.
+
+Modules: :mod:`spectral` (slope error, log-spectral distance, band-power divergences),
+:mod:`frechet` (Frechet distance, KID), :mod:`features` (feature-network registry),
+:mod:`resnet20` (CIFAR-10 ResNet-20, ``FD-ResNet20``), :mod:`inception` (Inception-v3
+pool features, FID/KID), :mod:`reference` (cached reference features),
+:mod:`evaluation` (trained runs -> metrics.json and a table; ``launch/evaluate.py``).
+
+Definitions, units and the Inception weights: ``docs/evaluation.md``.
+"""
+
+from fans_jax.metrics import (evaluation, features, frechet, inception, reference, resnet20,
+                              spectral)
+from fans_jax.metrics.features import (get_feature_network, images_to_float,
+                                       images_to_uint8)
+from fans_jax.metrics.frechet import (FeatureStats, feature_statistics, frechet_distance,
+                                      kernel_distance)
+from fans_jax.metrics.spectral import (SpectralSettings, spectral_metrics,
+                                       spectral_summary)
+
+__all__ = [
+    "FeatureStats", "SpectralSettings", "evaluation", "feature_statistics", "features",
+    "frechet", "frechet_distance", "get_feature_network", "images_to_float", "images_to_uint8",
+    "inception", "kernel_distance", "reference", "resnet20", "spectral", "spectral_metrics",
+    "spectral_summary",
+]

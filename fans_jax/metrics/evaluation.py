@@ -1,0 +1,575 @@
+"""Evaluation of trained runs: samples -> metrics.json and a markdown table.
+
+For each run (a training workdir, or a saved ``.npz`` of samples with the workdir that
+made them) :func:`evaluate_run`:
+
+1. gets samples: :func:`fans_jax.sampling.generate` from the run's checkpoint, or a
+   saved ``.npz`` (key ``images``: uint8, or floats in [-1, 1]);
+2. computes spectral fidelity (:mod:`fans_jax.metrics.spectral`) against the run's
+   dataset (``run.config.data``; the first ``num_reference`` images, statistics from
+   :func:`fans_jax.data.dataset_spectrum`, cached);
+3. computes ``FD-ResNet20`` when the dataset is CIFAR-10 at 32x32x3, and FID / KID
+   with the Inception-v3 pool features when its weights file exists; reference
+   features are cached (:mod:`fans_jax.metrics.reference`). Metrics that cannot be
+   computed say so in the table ("not computed: weights missing at ..."), never a
+   number.
+
+Both sample and reference images pass through the same uint8 quantisation before any
+metric (samples are clipped to [-1, 1] and rounded as if saved as PNGs).
+
+Every row names the dataset, resolution, noise schedule, sampler, steps, seed and
+number of samples (method section 7).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import os
+import pathlib
+from typing import Any, Sequence
+
+import numpy as np
+from absl import logging
+
+from fans_jax import schedules as schedules_lib
+from fans_jax.metrics import features as features_lib
+from fans_jax.metrics import frechet
+from fans_jax.metrics import inception as inception_lib
+from fans_jax.metrics import reference as reference_lib
+from fans_jax.metrics import resnet20 as resnet20_lib
+from fans_jax.metrics import spectral as spectral_lib
+
+METRICS = ("spectral", "fd_resnet20", "fid", "kid")
+CIFAR10_DATASETS = ("cifar10_local", "cifar10")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalOptions:
+  """What :func:`evaluate_run` computes and how.
+
+  Sampling fields left at None take the run's ``config.eval`` values (``num_steps``
+  0 there means all T steps), else 1000 samples, DDIM, T steps, eta 0, seed 0.
+
+  Attributes:
+    num_samples: samples per run (generated; or the first ``num_samples`` of a saved
+      file, ``None``: all of it).
+    sampler, num_steps, eta, seed, batch_size: passed to ``sampling.generate``.
+    num_reference: reference images (the first ones of the dataset; ``None``: all,
+      at most 50000).
+    reference_split: dataset split of the reference images ('' : the run's own).
+    metrics: ``"auto"`` (spectral always; FD-ResNet20 on CIFAR-10; FID/KID when
+      the Inception weights exist, else a note) or a subset of :data:`METRICS`, which
+      are then required (a missing weights file is a FileNotFoundError).
+    spectral: :class:`fans_jax.metrics.spectral.SpectralSettings`.
+    inception_weights: Inception ``.npz`` (default
+      :func:`fans_jax.metrics.inception.default_weights_path`).
+    resnet20_weights: ResNet-20 ``.npz`` (default: the shared data folder).
+    feature_batch_size: images per feature-network batch.
+    kid_subsets, kid_subset_size: KID subsets (Binkowski et al.: 100 x 1000).
+    cache_dir: cache of reference features (default ``$FANS_CACHE_DIR/feature_stats``).
+    data_cache_dir: cache of dataset spectra (default: the data package's).
+  """
+  num_samples: int | None = None
+  sampler: str | None = None
+  num_steps: int | None = None
+  eta: float | None = None
+  seed: int | None = None
+  batch_size: int | None = None
+  num_reference: int | None = 10000
+  reference_split: str = ""
+  metrics: str | Sequence[str] = "auto"
+  spectral: spectral_lib.SpectralSettings = dataclasses.field(
+      default_factory=spectral_lib.SpectralSettings)
+  inception_weights: str | None = None
+  resnet20_weights: str | None = None
+  feature_batch_size: int = 256
+  kid_subsets: int = 100
+  kid_subset_size: int = 1000
+  cache_dir: str | None = None
+  data_cache_dir: str | None = None
+
+  def requested(self) -> tuple[str, ...] | None:
+    """The explicitly requested metrics, or None for ``"auto"``."""
+    if isinstance(self.metrics, str):
+      if self.metrics == "auto":
+        return None
+      names = tuple(m.strip() for m in self.metrics.split(",") if m.strip())
+    else:
+      names = tuple(self.metrics)
+    bad = [m for m in names if m not in METRICS]
+    if bad or not names:
+      raise ValueError(f"metrics={self.metrics!r}: use 'auto' or a comma-separated subset of"
+                       f" {METRICS}.")
+    return names
+
+
+# ----------------------------------------------------------------------------------
+# Samples
+# ----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class SampleSet:
+  """Samples of one run and how they were made.
+
+  images: ``[N, H, W, C]`` float32 in [-1, 1] after uint8 quantisation.
+  """
+  images: np.ndarray
+  sampler: str
+  num_steps: Any
+  seed: Any
+  eta: Any
+  source: str
+
+
+def _metadata_value(data, key: str, default="unknown"):
+  if key in data.files:
+    value = data[key]
+    return value.item() if value.ndim == 0 else value.tolist()
+  return default
+
+
+def load_samples(path: str, num_samples: int | None = None) -> SampleSet:
+  """Reads samples saved by ``launch/sample.py`` (or any ``.npz`` with ``images``).
+
+  ``images`` is uint8 or floats in [-1, 1]; optional scalars ``sampler``,
+  ``num_steps``, ``seed``, ``eta`` (or a JSON string ``metadata`` holding them) name
+  how they were made.
+  Raises:
+    FileNotFoundError: no such file. ValueError: no ``images`` array of ``[N, H, W, C]``.
+  """
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"samples file {path} does not exist.")
+  with np.load(path, allow_pickle=False) as data:
+    if "images" not in data.files:
+      raise ValueError(f"{path} holds {data.files}; expected an 'images' array [N, H, W, C].")
+    images = np.asarray(data["images"])
+    meta = {}
+    if "metadata" in data.files:
+      meta = json.loads(str(data["metadata"]))
+    info = {k: meta.get(k, _metadata_value(data, k)) for k in ("sampler", "num_steps", "seed",
+                                                              "eta")}
+  if images.ndim != 4:
+    raise ValueError(f"'images' in {path} has shape {images.shape}; expected [N, H, W, C].")
+  if num_samples is not None:
+    if images.shape[0] < num_samples:
+      raise ValueError(f"{path} holds {images.shape[0]} samples, fewer than num_samples="
+                       f"{num_samples}.")
+    images = images[:num_samples]
+  return SampleSet(images=quantize(images), source=path, **info)
+
+
+def quantize(images) -> np.ndarray:
+  """uint8 or float images -> float32 in [-1, 1] via uint8 (clip, round)."""
+  return features_lib.images_to_float(features_lib.images_to_uint8(images))
+
+
+def sampling_settings(run, options: EvalOptions) -> dict[str, Any]:
+  """Sampler settings: the options, else the run's ``config.eval``, else defaults."""
+  cfg = run.config.get("eval", None) or {}
+  T = int(run.schedule.num_timesteps)
+
+  def pick(name, default):
+    value = getattr(options, name)
+    if value is None:
+      value = cfg.get(name, default)
+    return value
+
+  steps = pick("num_steps", 0)
+  batch = pick("batch_size", 0)
+  return {"num_samples": int(pick("num_samples", 1000)), "sampler": str(pick("sampler", "ddim")),
+          "num_steps": int(steps) if steps else T, "eta": float(pick("eta", 0.0)),
+          "seed": int(pick("seed", 0)), "batch_size": int(batch) if batch else None}
+
+
+def generate_samples(run, options: EvalOptions) -> SampleSet:
+  """Samples from a loaded run with ``sampling.generate``."""
+  from fans_jax import sampling  # pylint: disable=g-import-not-at-top
+  s = sampling_settings(run, options)
+  steps = s["num_steps"] if s["sampler"] == "ddim" else int(run.schedule.num_timesteps)
+  images = sampling.generate(run, s["num_samples"], sampler=s["sampler"], num_steps=steps,
+                             eta=s["eta"], seed=s["seed"], batch_size=s["batch_size"],
+                             progress=True)
+  return SampleSet(images=quantize(np.asarray(images)), sampler=s["sampler"], num_steps=steps,
+                   seed=s["seed"], eta=s["eta"], source="generated")
+
+
+# ----------------------------------------------------------------------------------
+# Runs
+# ----------------------------------------------------------------------------------
+
+
+def load_run(workdir: str):
+  """``sampling.load_run(workdir)`` with clear errors for a missing workdir."""
+  if not os.path.isdir(workdir):
+    raise FileNotFoundError(f"workdir {workdir} does not exist.")
+  from fans_jax import sampling  # pylint: disable=g-import-not-at-top
+  try:
+    return sampling.load_run(workdir)
+  except FileNotFoundError as e:
+    raise FileNotFoundError(
+        f"cannot sample {workdir}: {e} Train it first (launch/train.py --workdir=...), or"
+        " evaluate saved samples with --samples.") from e
+
+
+@dataclasses.dataclass(frozen=True)
+class RunInfo:
+  """What evaluating saved samples needs of a run: its config and schedule (no weights)."""
+  config: Any
+  schedule: Any
+  objective: str
+  step: Any = "unknown"
+
+
+def load_run_info(workdir: str) -> RunInfo:
+  """The config and noise schedule of the run in ``workdir`` (``config.json`` and, for
+  FANS schedules, ``data_spectrum.json``), without loading weights."""
+  if not os.path.isdir(workdir):
+    raise FileNotFoundError(f"workdir {workdir} does not exist.")
+  from fans_jax import sampling  # pylint: disable=g-import-not-at-top
+  from fans_jax.utils import experiment  # pylint: disable=g-import-not-at-top
+  config = sampling.read_config(workdir)
+  schedule = experiment.schedule_from_config(config, experiment.image_shape(config),
+                                             experiment.load_spectrum(workdir))
+  return RunInfo(config=config, schedule=schedule,
+                 objective=experiment.noise_config(config).objective)
+
+
+def schedule_description(run) -> str:
+  """``name(option=value, ...)`` of the run's noise schedule (options that differ
+  from the family's defaults), beta schedule and ``T``."""
+  sched = run.schedule
+  family = getattr(schedules_lib, f"{sched.name}_spectrum", None)
+  defaults = {}
+  if family is not None:
+    defaults = {k: p.default for k, p in inspect.signature(family).parameters.items()}
+  opts = ", ".join(f"{k}={v}" for k, v in dict(sched.options).items()
+                   if k not in defaults or defaults[k] != v)
+  opts = f"({opts})" if opts else ""
+  beta = ""
+  noise_cfg = getattr(run.config, "noise", None)
+  if noise_cfg is not None and "beta_schedule" in noise_cfg:
+    beta = f", {noise_cfg.beta_schedule} betas"
+  return f"{sched.name}{opts}{beta}, T={sched.num_timesteps}"
+
+
+def _data_config(run, options: EvalOptions):
+  import fans_jax.data as data  # pylint: disable=g-import-not-at-top
+  cfg = data.with_overrides(run.config.data)
+  if options.reference_split:
+    cfg.split = options.reference_split
+  return cfg
+
+
+def _reference_count(source, options: EvalOptions) -> int:
+  n = len(source) if options.num_reference is None else int(options.num_reference)
+  n = min(n, 50000) if options.num_reference is None else n
+  if not 2 <= n <= len(source):
+    raise ValueError(f"num_reference={options.num_reference}: {source.name} holds"
+                     f" {len(source)} images; use 2..{len(source)}.")
+  return n
+
+
+def _read_reference(source, n: int) -> np.ndarray:
+  parts = [source.get_batch(np.arange(i, min(i + 1000, n))) for i in range(0, n, 1000)]
+  return np.concatenate(parts, axis=0)
+
+
+def plan_metrics(dataset: str, image_shape, num_samples: int, num_reference: int,
+                 options: EvalOptions) -> dict[str, str | None]:
+  """Which metrics run (value None) and why the others do not (a note).
+
+  Raises:
+    ValueError: too few samples or reference images for a Frechet distance that will
+      be computed; a requested metric that does not apply to the data.
+    FileNotFoundError: FID/KID requested explicitly without the Inception weights.
+  """
+  requested = options.requested()
+  auto = requested is None
+  want = set(METRICS) if auto else set(requested)
+  plan: dict[str, str | None] = {}
+  plan["spectral"] = None if "spectral" in want else "not requested"
+  is_cifar = dataset in CIFAR10_DATASETS and tuple(image_shape) == (32, 32, 3)
+  if "fd_resnet20" not in want:
+    plan["fd_resnet20"] = "not requested"
+  elif not is_cifar:
+    if not auto:
+      raise ValueError(f"fd_resnet20 needs CIFAR-10 at 32x32x3; this run is {dataset} at"
+                       f" {tuple(image_shape)}.")
+    plan["fd_resnet20"] = "not computed: CIFAR-10 32x32 only"
+  else:
+    plan["fd_resnet20"] = None
+  weights = options.inception_weights or inception_lib.default_weights_path()
+  for name in ("fid", "kid"):
+    if name not in want:
+      plan[name] = "not requested"
+    elif tuple(image_shape)[-1] != 3:
+      if not auto:
+        raise ValueError(f"{name} needs RGB images; this run has {image_shape[-1]} channel(s).")
+      plan[name] = "not computed: RGB only"
+    elif not os.path.exists(weights):
+      if not auto:
+        raise FileNotFoundError(inception_lib.missing_weights_message(weights))
+      plan[name] = f"not computed: weights missing at {weights}"
+    else:
+      plan[name] = None
+  dims = {"fd_resnet20": resnet20_lib.FEATURE_DIM, "fid": inception_lib.FEATURE_DIM}
+  for name, dim in dims.items():
+    if plan[name] is None:
+      needed = frechet.min_samples_for_frechet(dim)
+      for what, count in (("samples", num_samples), ("reference images", num_reference)):
+        if count < needed:
+          raise ValueError(
+              f"{name} on {dim}-d features needs at least {needed} {what} (d + 1, for a"
+              f" full-rank covariance); got {count}. Use more, or leave it out with"
+              f" --metrics (e.g. --metrics=spectral).")
+  if plan["kid"] is None and min(num_samples, num_reference) < 2:
+    raise ValueError("kid needs at least 2 samples and 2 reference images.")
+  return plan
+
+
+def _feature_metrics(network_name: str, weights: str | None, samples: SampleSet,
+                     reference_images, source, cfg, n_ref: int, options: EvalOptions,
+                     with_fd: bool, with_kid: bool) -> dict[str, Any]:
+  network = features_lib.get_feature_network(network_name, weights)
+  ref = reference_lib.reference_features(
+      network, reference_images, name=source.name,
+      dataset={"fingerprint": source.fingerprint(), "split": cfg.split},
+      num_images=n_ref, image_shape=source.image_shape, cache_dir=options.cache_dir,
+      batch_size=options.feature_batch_size)
+  feats = network(samples.images, batch_size=options.feature_batch_size, progress=True)
+  out = {}
+  if with_fd:
+    out["fd"] = frechet.frechet_distance(
+        frechet.feature_statistics(feats, network.name), ref.stats)
+  if with_kid:
+    kid = frechet.kernel_distance(feats, ref.features, options.kid_subsets,
+                                  options.kid_subset_size, seed=0)  # fixed subsets
+    out["kid"] = {"mean": kid.mean, "std": kid.std, "num_subsets": kid.num_subsets,
+                  "subset_size": kid.subset_size}
+  return out
+
+
+def evaluate_run(workdir: str | None = None, samples_path: str | None = None,
+                 options: EvalOptions | None = None, run=None,
+                 sample_set: SampleSet | None = None) -> dict[str, Any]:
+  """Evaluates one run; returns its row (JSON-serialisable but for private ``_*`` keys).
+
+  Args:
+    workdir: the training workdir (its config names the dataset and schedule).
+    samples_path: a saved ``.npz`` of samples; None: generate them.
+    options: :class:`EvalOptions`.
+    run: an already loaded run (skips ``load_run``).
+    sample_set: samples already in memory (:class:`SampleSet`, images quantised with
+      :func:`quantize`), instead of ``samples_path`` or sampling.
+  """
+  import fans_jax.data as data  # pylint: disable=g-import-not-at-top
+  options = options or EvalOptions()
+  if run is None:
+    if workdir is None:
+      raise ValueError("evaluate_run needs the workdir of the run (for its dataset and"
+                       " schedule), also when samples are read from a file.")
+    run = load_run(workdir) if samples_path is None else load_run_info(workdir)
+  cfg = _data_config(run, options)
+  source = data.get_source(cfg)
+  image_shape = tuple(int(s) for s in source.image_shape)
+  n_ref = _reference_count(source, options)
+  if sample_set is not None and samples_path is not None:
+    raise ValueError("pass samples_path or sample_set, not both.")
+  if sample_set is not None:
+    samples = sample_set
+  elif samples_path is not None:
+    samples = load_samples(samples_path, options.num_samples)
+  else:
+    num_samples = sampling_settings(run, options)["num_samples"]
+    plan_metrics(cfg.name, image_shape, num_samples, n_ref, options)  # fail before sampling
+    samples = generate_samples(run, options)
+  if tuple(samples.images.shape[1:]) != image_shape:
+    raise ValueError(f"samples of {workdir or 'the run'} are {tuple(samples.images.shape[1:])}"
+                     f" images but its dataset {cfg.name} gives {image_shape}; sample sets must"
+                     " have the shape of their data.")
+  plan = plan_metrics(cfg.name, image_shape, samples.images.shape[0], n_ref, options)
+  row: dict[str, Any] = {
+      "run": os.path.basename(os.path.normpath(workdir)) if workdir else "run",
+      "workdir": workdir, "samples": samples.source, "dataset": cfg.name,
+      "split": cfg.split, "resolution": "x".join(str(s) for s in image_shape),
+      "schedule": schedule_description(run), "objective": getattr(run, "objective", None),
+      "step": getattr(run, "step", "unknown"), "sampler": samples.sampler,
+      "steps": samples.num_steps, "eta": samples.eta, "seed": samples.seed,
+      "num_samples": int(samples.images.shape[0]), "num_reference": n_ref,
+  }
+  if plan["spectral"] is None:
+    stats = data.dataset_spectrum(cfg, num_images=n_ref, band_spec=options.spectral.band_spec(),
+                                  cache_dir=options.data_cache_dir)
+    ref_summary = spectral_lib.summary_from_dataset_spectrum(stats, image_shape, options.spectral)
+    gen_summary = spectral_lib.spectral_summary(samples.images, options.spectral)
+    row["spectral"] = spectral_lib.compare_summaries(gen_summary, ref_summary)
+    row["_summaries"] = (ref_summary, gen_summary)
+  else:
+    row["spectral"] = plan["spectral"]
+  cached_ref = {}
+
+  def reference_images():
+    if "images" not in cached_ref:
+      cached_ref["images"] = _read_reference(source, n_ref)
+    return cached_ref["images"]
+
+  if plan["fd_resnet20"] is None:
+    out = _feature_metrics("resnet20_cifar10", options.resnet20_weights, samples,
+                           reference_images, source, cfg, n_ref, options, True, False)
+    row["fd_resnet20"] = out["fd"]
+  else:
+    row["fd_resnet20"] = plan["fd_resnet20"]
+  if plan["fid"] is None or plan["kid"] is None:
+    out = _feature_metrics("inception_v3", options.inception_weights, samples,
+                           reference_images, source, cfg, n_ref, options,
+                           plan["fid"] is None, plan["kid"] is None)
+    row["fid"] = out.get("fd", plan["fid"])
+    row["kid"] = out.get("kid", plan["kid"])
+  else:
+    row["fid"], row["kid"] = plan["fid"], plan["kid"]
+  row["_samples"] = samples.images
+  return row
+
+
+# ----------------------------------------------------------------------------------
+# Reports
+# ----------------------------------------------------------------------------------
+
+TABLE_COLUMNS = (
+    ("run", "run"), ("dataset", "dataset"), ("resolution", "resolution"),
+    ("schedule", "noise schedule"), ("sampler", "sampler"), ("steps", "steps"),
+    ("seed", "seed"), ("num_samples", "samples"), ("slope_ref", "slope data"),
+    ("slope_gen", "slope samples"), ("slope_error", "slope error"), ("lsd", "LSD"),
+    ("band_jsd", "band JSD (nats)"), ("band_kl", "band KL (nats)"),
+    ("band_corr", "band corr."), ("fd_resnet20", "FD-ResNet20"), ("fid", "FID"),
+    ("kid", "KID x 1e3"),
+)
+
+
+def _fmt(value) -> str:
+  if value is None:
+    return "-"
+  if isinstance(value, dict) and "mean" in value:
+    return f"{1e3 * value['mean']:.3g} ± {1e3 * value['std']:.2g}"
+  if isinstance(value, float):
+    return f"{value:.4g}"
+  return str(value).replace("|", "/")
+
+
+def _cell(row: dict, key: str):
+  spectral = row.get("spectral")
+  if key in ("slope_ref", "slope_gen", "slope_error", "lsd", "band_jsd", "band_kl", "band_corr"):
+    return spectral.get(key) if isinstance(spectral, dict) else spectral
+  return row.get(key)
+
+
+def markdown_table(rows: Sequence[dict]) -> str:
+  """One line per run; metrics not computed show the reason."""
+  header = "| " + " | ".join(label for _, label in TABLE_COLUMNS) + " |"
+  rule = "|" + "|".join("---" for _ in TABLE_COLUMNS) + "|"
+  lines = [header, rule]
+  for row in rows:
+    lines.append("| " + " | ".join(_fmt(_cell(row, key)) for key, _ in TABLE_COLUMNS) + " |")
+  notes = [
+      "",
+      "Slopes: alpha of P(f) = A f^-alpha fitted to the radially averaged PSD over"
+      f" {_fit_range_text(rows)} cycles/px. LSD: mean |log10 P_gen - log10 P_data| over"
+      " non-DC radial bins. Band JSD / KL(data || samples): natural log. Band corr.: Pearson"
+      " correlation of band-power vectors. FD-ResNet20 is a Frechet distance on CIFAR-10"
+      " ResNet-20 features, not FID. KID: unbiased MMD^2, cubic kernel, x 1e3 (± std over"
+      " subsets).",
+  ]
+  return "\n".join(lines + notes) + "\n"
+
+
+def _fit_range_text(rows) -> str:
+  for row in rows:
+    if isinstance(row.get("spectral"), dict):
+      lo, hi = row["spectral"]["settings"]["fit_range"]
+      return f"[{lo:.3g}, {hi:.3g}]"
+  return "the default range"
+
+
+def _public(row: dict) -> dict:
+  return {k: v for k, v in row.items() if not k.startswith("_")}
+
+
+def write_report(rows: Sequence[dict], output_dir: str, figures: bool = True) -> dict[str, str]:
+  """Writes ``metrics.json``, ``metrics.md`` and (optionally) figures; returns paths."""
+  out = pathlib.Path(output_dir)
+  out.mkdir(parents=True, exist_ok=True)
+  paths = {"json": str(out / "metrics.json"), "markdown": str(out / "metrics.md")}
+  with open(paths["json"], "w") as f:
+    json.dump([_public(r) for r in rows], f, indent=2, default=str)
+  with open(paths["markdown"], "w") as f:
+    f.write(markdown_table(rows))
+  if figures:
+    paths.update(_write_figures(rows, out))
+  return paths
+
+
+def _write_figures(rows: Sequence[dict], out: pathlib.Path) -> dict[str, str]:
+  from fans_jax import plotting  # pylint: disable=g-import-not-at-top
+  written = {}
+  by_dataset: dict[tuple, list] = {}
+  for row in rows:
+    if "_summaries" in row:
+      by_dataset.setdefault((row["dataset"], row["resolution"]), []).append(row)
+  for (dataset, resolution), group in by_dataset.items():
+    ref = group[0]["_summaries"][0]
+    samples = {r["run"]: r["_summaries"][1] for r in group}
+    base = out / f"spectra_{dataset}_{resolution}"
+    plotting.plot_spectra_comparison(ref, samples, reference_name=dataset, path=base)
+    written[f"spectra_{dataset}_{resolution}"] = str(base) + ".png"
+  for i, row in enumerate(rows):
+    if "_samples" in row:
+      base = out / f"samples_{i}_{row['run']}"
+      plotting.plot_sample_grid(row["_samples"][:64], ncols=8,
+                                title=f"{row['run']}: {row['sampler']}, {row['steps']} steps",
+                                path=base)
+      written[f"samples_{i}"] = str(base) + ".png"
+  return written
+
+
+def evaluate(workdirs: Sequence[str], samples: Sequence[str] = (),
+             options: EvalOptions | None = None, output_dir: str | None = None,
+             figures: bool = True) -> list[dict]:
+  """Evaluates several runs and writes the report.
+
+  Args:
+    workdirs: training workdirs.
+    samples: saved sample files, one per workdir in the same order (or none: sample
+      every run).
+    output_dir: where to write ``metrics.json`` / ``metrics.md`` (default
+      ``<workdir>/eval`` for a single run).
+  Returns:
+    The rows (with private ``_samples`` / ``_summaries`` entries for plotting).
+  """
+  options = options or EvalOptions()
+  options.requested()  # validate early
+  if not workdirs:
+    raise ValueError("give at least one --workdir.")
+  if samples and len(samples) != len(workdirs):
+    raise ValueError(f"got {len(samples)} --samples files for {len(workdirs)} --workdir(s);"
+                     " give one samples file per workdir, in the same order, or none.")
+  if output_dir is None:
+    if len(workdirs) != 1:
+      raise ValueError("several runs: pass --output_dir for the comparison table.")
+    output_dir = os.path.join(workdirs[0], "eval")
+  rows = []
+  for i, workdir in enumerate(workdirs):
+    logging.info("evaluating %s", workdir)
+    rows.append(evaluate_run(workdir, samples[i] if samples else None, options))
+  paths = write_report(rows, output_dir, figures)
+  logging.info("wrote %s", paths)
+  return rows
+
+
+__all__ = [
+    "EvalOptions", "METRICS", "RunInfo", "SampleSet", "evaluate", "evaluate_run",
+    "generate_samples", "load_run", "load_run_info", "load_samples", "markdown_table", "plan_metrics", "quantize",
+    "sampling_settings", "schedule_description", "write_report",
+]

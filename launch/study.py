@@ -1,0 +1,76 @@
+r"""Runs the FANS study (configs/study.py): train, sample, evaluate, one results table.
+
+    python launch/study.py --config=configs/study.py:quick --outdir=/tmp/fans_study_quick
+    python launch/study.py --config=configs/study.py --outdir=studies/cpu
+    python launch/study.py --config=configs/study.py:gpu --outdir=studies/gpu
+
+Writes ``<outdir>/results.json``, ``results.md``, ``record.json``, ``figures/`` and
+one directory per run under ``runs/``. Rerunning the same command skips finished
+runs and resumes partly trained ones; ``--aggregate_only`` rewrites the results from
+the runs on disk without running anything. Budget overrides:
+``--config.run.train.num_train_steps=3000 --config.seeds=0,1,2``
+(see configs/study.py and docs/study_design.md).
+"""
+
+import os
+import pathlib
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the `configs` package
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Study config file.",
+                                          lock_config=True)
+_OUTDIR = flags.DEFINE_string("outdir", None, "Where runs, results and figures go.")
+_AGGREGATE_ONLY = flags.DEFINE_bool("aggregate_only", False,
+                                    "Only rewrite results and figures from the runs on disk.")
+_CPU_DEVICES = flags.DEFINE_integer(
+    "cpu_devices", -1,
+    "Split the host CPU into N XLA devices (as launch/train.py; -1: the largest power of"
+    " two <= min(cores, 8) unless XLA_FLAGS sets a count; 0: leave XLA alone). The device"
+    " count changes float rounding, so keep it fixed within a study.")
+_JIT_CACHE = flags.DEFINE_string(
+    "jit_cache", str(pathlib.Path.home() / ".cache" / "fans_jax" / "jit"),
+    "Persistent compilation cache ('' to disable).")
+flags.mark_flags_as_required(["config", "outdir"])
+
+
+def cpu_device_count(requested: int) -> int:
+  """The host device count to force (0: none); see --cpu_devices (as launch/train.py)."""
+  if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+    return 0
+  if requested >= 0:
+    return requested
+  cores = min(os.cpu_count() or 1, 8)
+  return 1 << (cores.bit_length() - 1)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  count = cpu_device_count(_CPU_DEVICES.value)
+  if count:
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                               f" --xla_force_host_platform_device_count={count}").strip()
+  import jax  # pylint: disable=import-outside-toplevel  (after XLA_FLAGS)
+  if _JIT_CACHE.value:
+    jax.config.update("jax_compilation_cache_dir", _JIT_CACHE.value)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+  from fans_jax import study  # pylint: disable=import-outside-toplevel
+  from fans_jax.utils import logs  # pylint: disable=import-outside-toplevel
+  logs.quiet()
+  if _AGGREGATE_ONLY.value:
+    study.aggregate(_CONFIG.value, _OUTDIR.value)
+  else:
+    study.run_study(_CONFIG.value, _OUTDIR.value, argv=sys.argv)
+  logging.info("results: %s", os.path.join(_OUTDIR.value, study.RESULTS_MD))
+
+
+if __name__ == "__main__":
+  app.run(main)

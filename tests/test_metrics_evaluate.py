@@ -1,0 +1,205 @@
+"""launch/evaluate.py and fans_jax.metrics.evaluation on two tiny trained runs (issue 5).
+
+Two runs (DDPM and FANS ``matched``) are trained for 2 steps on the offline CIFAR-10
+copy (T = 100): their samples are noise, which is what the metrics must say. Runtime
+on 2 cores: ~1 minute (two train-step and two sampler compilations).
+"""
+
+import importlib.util
+import json
+import pathlib
+import shutil
+
+import numpy as np
+import pytest
+
+from fans_jax.metrics import evaluation, inception
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _tiny_config(noise: str):
+  from configs import base  # pylint: disable=import-outside-toplevel
+  c = base.get_config()
+  base.tiny(c)
+  c.data.name = "cifar10_local"
+  c.train.num_train_steps = 2
+  c.train.batch_size = 8
+  c.train.log_every_steps = 1
+  c.train.checkpoint_every_steps = 2
+  c.train.async_checkpoints = False
+  c.sample.every_steps = 0
+  c.noise.num_timesteps = 100
+  c.noise.spectrum_images = 200
+  if noise != "white":
+    base.set_fans(c, noise)
+  c.eval.num_samples = 72  # >= 65 for FD-ResNet20
+  c.eval.sampler = "ddim"
+  c.eval.num_steps = 2
+  c.eval.seed = 3
+  c.lock()
+  return c
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, shared_data_dir):
+  del shared_data_dir  # needs the offline CIFAR-10 copy
+  from fans_jax import train  # pylint: disable=import-outside-toplevel
+  root = tmp_path_factory.mktemp("runs")
+  out = {}
+  for noise in ("white", "matched"):
+    train.train_and_evaluate(_tiny_config(noise), root / noise)
+    out[noise] = str(root / noise)
+  return out
+
+
+@pytest.fixture
+def no_inception(tmp_path, monkeypatch):
+  path = tmp_path / "missing" / "pt_inception.npz"
+  monkeypatch.setenv(inception.WEIGHTS_ENV, str(path))
+  return path
+
+
+def _options(tmp_path, **kwargs):
+  return evaluation.EvalOptions(num_reference=200, cache_dir=str(tmp_path / "features"),
+                                data_cache_dir=str(tmp_path / "spectra"), **kwargs)
+
+
+def _save_real_samples(path, shared_data_dir, n=80):
+  with np.load(shared_data_dir / "cifar10_test_uint8.npz") as data:
+    images = data["images"][:n]
+  np.savez(path, images=images, sampler=np.asarray("ddpm"), num_steps=np.asarray(100),
+           seed=np.asarray(7))
+  return path
+
+
+def test_evaluate_two_runs(runs, tmp_path, no_inception, shared_data_dir):
+  # Both runs are sampled (DDIM, 2 steps, after 2 training steps: noise). Then the
+  # FANS run is evaluated again on a samples file holding real CIFAR-10 test images,
+  # whose metrics must be far better.
+  samples = _save_real_samples(tmp_path / "real.npz", shared_data_dir)
+  out = tmp_path / "report"
+  rows = evaluation.evaluate([runs["white"], runs["matched"]], [], _options(tmp_path),
+                             output_dir=str(out))
+  noise_row = rows[0]
+  real_row = evaluation.evaluate_run(runs["matched"], str(samples), _options(tmp_path))
+  assert noise_row["sampler"] == "ddim" and noise_row["steps"] == 2 and noise_row["seed"] == 3
+  assert noise_row["num_samples"] == 72 and noise_row["resolution"] == "32x32x3"
+  assert noise_row["schedule"].startswith("white") and "T=100" in noise_row["schedule"]
+  assert rows[1]["schedule"].startswith("matched, linear betas")  # default options
+  assert (real_row["sampler"], real_row["steps"], real_row["seed"]) == ("ddpm", 100, 7)
+  # Real images against the data: near-perfect spectra and a small FD; noise: not.
+  assert abs(real_row["spectral"]["slope_error"]) < 0.1 < abs(noise_row["spectral"]["slope_error"])
+  assert real_row["spectral"]["band_jsd"] < noise_row["spectral"]["band_jsd"]
+  assert 0 < real_row["fd_resnet20"] < noise_row["fd_resnet20"]
+  for row in (noise_row, real_row):
+    assert row["fid"] == f"not computed: weights missing at {no_inception}"
+    assert row["kid"] == row["fid"]
+  stored = json.loads((out / "metrics.json").read_text())
+  assert [r["dataset"] for r in stored] == ["cifar10_local"] * 2
+  assert isinstance(stored[0]["spectral"]["band_rel_error"], list)
+  table = (out / "metrics.md").read_text().splitlines()
+  assert table[0].startswith("| run | dataset | resolution | noise schedule | sampler | steps |")
+  assert table[2].startswith("| white | cifar10_local | 32x32x3 | white, linear betas, T=100"
+                             " | ddim | 2 | 3 | 72 |")
+  assert "not computed: weights missing" in table[3]
+  for name in ("spectra_cifar10_local_32x32x3.png", "samples_0_white.png"):
+    assert (out / name).stat().st_size > 5000
+
+
+def test_evaluate_errors(runs, tmp_path, no_inception, shared_data_dir):
+  options = _options(tmp_path)
+  with pytest.raises(FileNotFoundError, match="does not exist"):
+    evaluation.evaluate([str(tmp_path / "nowhere")], [], options, str(tmp_path / "o"))
+  empty = tmp_path / "no_checkpoints"
+  empty.mkdir()
+  shutil.copy(pathlib.Path(runs["white"]) / "config.json", empty / "config.json")
+  with pytest.raises(FileNotFoundError, match="cannot sample .* no checkpoint"):
+    evaluation.evaluate_run(str(empty), options=options)
+  # Saved samples need the run's config (dataset, schedule) but no checkpoint.
+  real = _save_real_samples(tmp_path / "real.npz", shared_data_dir)
+  row = evaluation.evaluate_run(str(empty), str(real), options)
+  assert row["step"] == "unknown" and row["schedule"].startswith("white")
+  small = tmp_path / "small.npz"
+  np.savez(small, images=np.zeros((80, 16, 16, 3), np.uint8))
+  with pytest.raises(ValueError, match="sample sets must have the shape"):
+    evaluation.evaluate_run(runs["white"], str(small), options)
+  with pytest.raises(ValueError, match="needs at least 65 samples"):  # before sampling
+    evaluation.evaluate_run(runs["white"], options=_options(tmp_path, num_samples=10))
+  with pytest.raises(FileNotFoundError, match=str(no_inception)):
+    evaluation.evaluate_run(runs["white"], options=_options(tmp_path, metrics="fid"))
+  with pytest.raises(ValueError, match="one samples file per workdir"):
+    evaluation.evaluate([runs["white"], runs["matched"]], [str(small)], options, "x")
+  with pytest.raises(ValueError, match="metrics="):
+    evaluation.evaluate([runs["white"]], [], _options(tmp_path, metrics="fid,psnr"), "x")
+
+
+def test_plan_metrics(tmp_path, monkeypatch):
+  weights = tmp_path / "incep.npz"
+  weights.write_bytes(b"present")  # only its existence matters to the plan
+  opts = evaluation.EvalOptions(inception_weights=str(weights))
+  plan = evaluation.plan_metrics("cifar10_local", (32, 32, 3), 5000, 10000, opts)
+  assert plan == {"spectral": None, "fd_resnet20": None, "fid": None, "kid": None}
+  plan = evaluation.plan_metrics("dtd_local", (64, 64, 3), 5000, 2400,
+                                 evaluation.EvalOptions(inception_weights=str(weights)))
+  assert plan["fd_resnet20"] == "not computed: CIFAR-10 32x32 only"
+  with pytest.raises(ValueError, match="needs at least 2049 reference images"):
+    evaluation.plan_metrics("dtd_local", (64, 64, 3), 5000, 2000, opts)
+  gray = evaluation.plan_metrics("textures_gray_local", (64, 64, 1), 10, 10,
+                                 evaluation.EvalOptions(inception_weights=str(weights)))
+  assert gray == {"spectral": None, "fd_resnet20": "not computed: CIFAR-10 32x32 only",
+                  "fid": "not computed: RGB only", "kid": "not computed: RGB only"}
+  with pytest.raises(ValueError, match="fd_resnet20 needs CIFAR-10"):
+    evaluation.plan_metrics("dtd_local", (64, 64, 3), 100, 100,
+                            evaluation.EvalOptions(metrics="fd_resnet20"))
+  monkeypatch.setenv(inception.WEIGHTS_ENV, str(tmp_path / "absent.npz"))
+  plan = evaluation.plan_metrics("cifar10_local", (32, 32, 3), 70, 70, evaluation.EvalOptions())
+  assert plan["fid"] == f"not computed: weights missing at {tmp_path / 'absent.npz'}"
+
+
+def test_launch_evaluate(runs, tmp_path, no_inception, shared_data_dir):
+  spec = importlib.util.spec_from_file_location("launch_evaluate", ROOT / "launch" / "evaluate.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  samples = _save_real_samples(tmp_path / "real.npz", shared_data_dir)
+  out = tmp_path / "cli"
+  module.FLAGS([
+      "evaluate.py", f"--workdir={runs['matched']}", f"--samples={samples}",
+      f"--output_dir={out}", "--num_reference=100", "--num_bands=6", "--figures=false",
+      f"--cache_dir={tmp_path / 'features'}"])
+  try:
+    module.main(["evaluate.py"])
+  finally:
+    module.FLAGS.unparse_flags()
+  stored = json.loads((out / "metrics.json").read_text())
+  assert len(stored) == 1 and stored[0]["num_samples"] == 80
+  assert stored[0]["spectral"]["settings"]["num_bands"] == 6
+  assert "| matched" in (out / "metrics.md").read_text()
+
+
+def test_feature_metrics_fd_and_kid(tmp_path, shared_data_dir):
+  # The FD/KID plumbing FID uses, run with the ResNet-20 features (the Inception
+  # weights are not available here): two disjoint sets of real test images.
+  del shared_data_dir
+  import fans_jax.data as data  # pylint: disable=import-outside-toplevel
+  cfg = data.with_overrides(None, name="cifar10_local", split="test")
+  src = data.get_source(cfg)
+  samples = evaluation.SampleSet(
+      images=evaluation.quantize(src.get_batch(np.arange(100, 200))), sampler="-",
+      num_steps=0, seed=0, eta=0.0, source="test")
+  options = _options(tmp_path, kid_subsets=5, kid_subset_size=50)
+  out = evaluation._feature_metrics(  # pylint: disable=protected-access
+      "resnet20_cifar10", None, samples, lambda: src.get_batch(np.arange(100)), src, cfg,
+      100, options, True, True)
+  assert out["fd"] > 0
+  kid = out["kid"]
+  assert (kid["num_subsets"], kid["subset_size"]) == (5, 50)
+  assert np.isfinite(kid["mean"]) and kid["std"] > 0
+  noise = evaluation.SampleSet(
+      images=evaluation.quantize(np.random.default_rng(0).integers(0, 256, (100, 32, 32, 3),
+                                                                   np.uint8)),
+      sampler="-", num_steps=0, seed=0, eta=0.0, source="noise")
+  far = evaluation._feature_metrics(  # pylint: disable=protected-access
+      "resnet20_cifar10", None, noise, lambda: src.get_batch(np.arange(100)), src, cfg, 100,
+      options, True, True)
+  assert far["fd"] > out["fd"] and far["kid"]["mean"] > kid["mean"] + 3 * kid["std"]

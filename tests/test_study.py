@@ -1,0 +1,213 @@
+"""The FANS study (fans_jax/study.py, configs/study.py:quick) end to end (issue 6).
+
+One module-scoped run of the ``:quick`` study (CIFAR-10 local, 24 steps, DDIM-10, 72
+samples) with the four variants plus a fifth, ``broken``, whose annealed schedule
+(gamma 2 -> 0 on the uncapped spectrum) breaks the forward chain, placed second so
+that the study must go on after it. The later tests rerun the study (everything
+skipped), resume a run whose last checkpoint and results were deleted (it must
+retrain from step 12 and reproduce its row exactly) and refuse a changed budget.
+Runtime on the 2 shared cores: ~2 minutes with a warm compilation cache, ~4 cold.
+"""
+
+import json
+import math
+import shutil
+import time
+
+import ml_collections
+import numpy as np
+import pytest
+
+from configs import study as study_config
+from fans_jax import study
+from fans_jax.metrics import evaluation, inception, spectral
+
+REAL_VARIANTS = ("white", "blog", "matched", "annealed")
+
+
+def quick_study() -> ml_collections.ConfigDict:
+  """configs/study.py:quick plus the ``broken`` variant (second in the run order)."""
+  cfg = ml_collections.ConfigDict(study_config.get_config("quick").to_dict())
+  cfg.variants.broken = ml_collections.ConfigDict(dict(
+      family="annealed", options=dict(gamma_T=2.0, gamma_0=0.0, max_ratio=None),
+      published_as="", description="gamma 2 -> 0, uncapped: breaks the forward chain"))
+  cfg.variant_names = "white,broken,blog,matched,annealed"
+  cfg.lock()
+  return cfg
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, shared_data_dir):
+  """The quick study, run once; its results and what the files held after it."""
+  del shared_data_dir  # needs the offline CIFAR-10 copy
+  root = tmp_path_factory.mktemp("study")
+  env = pytest.MonkeyPatch()
+  env.setenv("FANS_CACHE_DIR", str(root / "cache"))  # spectra and features computed here
+  env.setenv(inception.WEIGHTS_ENV, str(root / "missing" / "pt_inception.npz"))
+  outdir = root / "out"
+  start = time.perf_counter()
+  results = study.run_study(quick_study(), outdir, argv=["test_study"])
+  seconds = time.perf_counter() - start
+  yield {"outdir": outdir, "results": results, "seconds": seconds,
+         "results_json": (outdir / study.RESULTS_JSON).read_bytes()}
+  env.undo()
+
+
+def _main_row(markdown: str, label_start: str) -> list[str]:
+  for line in markdown.splitlines():
+    if line.startswith(f"| {label_start}"):
+      return [c.strip() for c in line.strip().strip("|").split("|")]
+  raise AssertionError(f"no table row starting with {label_start!r}")
+
+
+@pytest.mark.slow
+def test_every_column_filled_from_real_runs(finished):
+  results, outdir = finished["results"], finished["outdir"]
+  markdown = (outdir / study.RESULTS_MD).read_text()
+  header = _main_row(markdown, "dataset")
+  cells = dict(zip(header, _main_row(markdown, "CIFAR-10")))
+  assert len(cells) == 2 + len(study.TABLE_METRICS) * 5
+  assert math.isfinite(float(cells["data slope"]))
+  for _, label, _ in study.TABLE_METRICS:
+    for v in REAL_VARIANTS:
+      assert math.isfinite(float(cells[f"{label} {v}"])), (label, v, cells[f"{label} {v}"])
+    assert cells[f"{label} broken"] == "—"
+  post = dict(zip(header, _main_row(markdown, "↳ post: CIFAR-10")))
+  assert post["data slope"] == "2.848" and post["slope white"] == "2.733"
+  assert post["slope blog"] == "2.512"
+
+  # The numbers are the runs' own: recomputed from each run's saved samples.
+  reference = None
+  slopes = []
+  for v in REAL_VARIANTS:
+    spec = study.RunSpec("cifar10", v, 0)
+    record = json.loads((spec.workdir(outdir) / study.METRICS_FILE).read_text())
+    row = record["row"]
+    assert row["num_samples"] == 72 and row["steps"] == 10 and row["sampler"] == "ddim"
+    assert isinstance(row["fd_resnet20"], float)
+    assert row["fid"].startswith("not computed")
+    with np.load(spec.workdir(outdir) / study.SAMPLES_FILE) as f:
+      images = evaluation.quantize(f["images"])
+    if reference is None:
+      import fans_jax.data as data  # pylint: disable=import-outside-toplevel
+      cfg = study.run_config(quick_study(), spec)
+      source = data.get_source(cfg.data)
+      reference = evaluation.quantize(source.get_batch(np.arange(row["num_reference"])))
+    again = spectral.spectral_metrics(images, reference, study.spectral_settings(quick_study()))
+    for key in ("slope_gen", "slope_ref", "band_jsd", "band_corr", "lsd"):
+      assert again[key] == pytest.approx(row["spectral"][key], rel=1e-6, abs=1e-9), key
+      stat = results["table"]["cifar10"]["variants"][v].get(key)
+      if stat is not None:
+        assert stat["n"] == 1 and stat["mean"] == row["spectral"][key]
+    slopes.append(row["spectral"]["slope_gen"])
+  assert len(set(slopes)) == len(slopes)  # four different models, four different spectra
+  for name in ("cifar10_spectra", "cifar10_band_powers", "cifar10_samples_data",
+               "cifar10_samples_white", "datasets_psd"):
+    assert (outdir / study.FIGURES_DIR / f"{name}.png").stat().st_size > 1000
+  assert "Intel" in markdown or "CPU core" in markdown  # the machine record
+
+
+@pytest.mark.slow
+def test_failing_run_is_recorded_and_the_study_goes_on(finished):
+  outdir = finished["outdir"]
+  failed = json.loads((study.RunSpec("cifar10", "broken", 0).workdir(outdir)
+                       / study.FAILED_FILE).read_text())
+  assert failed["status"] == "failed" and failed["phase"] == "train"
+  assert "breaks the forward chain" in failed["error"]
+  statuses = {r["variant"]: r["status"] for r in finished["results"]["runs"]}
+  assert statuses == {"white": "done", "broken": "failed", "blog": "done", "matched": "done",
+                      "annealed": "done"}
+  assert "`cifar10/broken/seed0`: failed while train: ValueError" in (
+      outdir / study.RESULTS_MD).read_text()
+
+
+@pytest.mark.slow
+def test_rerun_skips_finished_runs_and_reproduces_results(finished):
+  outdir = finished["outdir"]
+  metrics = study.RunSpec("cifar10", "white", 0).workdir(outdir) / study.METRICS_FILE
+  mtime = metrics.stat().st_mtime_ns
+  start = time.perf_counter()
+  study.run_study(quick_study(), outdir, argv=["test_study", "rerun"])
+  seconds = time.perf_counter() - start
+  record = json.loads((outdir / study.RECORD_FILE).read_text())
+  assert record["invocations"][-1]["runs"] == []  # nothing executed (failed: not retried)
+  assert metrics.stat().st_mtime_ns == mtime
+  assert (outdir / study.RESULTS_JSON).read_bytes() == finished["results_json"]
+  assert seconds < finished["seconds"] / 2, (seconds, finished["seconds"])
+
+
+@pytest.mark.slow
+def test_partly_trained_run_resumes_and_reproduces_its_row(finished):
+  outdir = finished["outdir"]
+  workdir = study.RunSpec("cifar10", "annealed", 0).workdir(outdir)
+  before = json.loads((workdir / study.METRICS_FILE).read_text())
+  (workdir / study.METRICS_FILE).unlink()
+  (workdir / study.SAMPLES_FILE).unlink()
+  shutil.rmtree(workdir / "checkpoints" / "24")
+  study.run_study(quick_study(), outdir, argv=["test_study", "resume"])
+  after = json.loads((workdir / study.METRICS_FILE).read_text())
+  assert after["timing"]["resumed_from_step"] == 12 and after["timing"]["trained_steps"] == 12
+  assert not after["timing"]["samples_reused"]
+  assert after["row"] == before["row"]
+  assert (outdir / study.RESULTS_JSON).read_bytes() == finished["results_json"]
+
+
+@pytest.mark.slow
+def test_changed_budget_is_refused_before_running(finished):
+  cfg = ml_collections.ConfigDict(quick_study().to_dict())
+  cfg.run.train.num_train_steps = 30
+  record = finished["outdir"] / study.RECORD_FILE
+  count = len(json.loads(record.read_text())["invocations"])
+  with pytest.raises(ValueError, match="num_train_steps: 24 != 30"):
+    study.run_study(cfg, finished["outdir"])
+  assert len(json.loads(record.read_text())["invocations"]) == count  # nothing ran
+
+
+def test_configs_build_and_plan():
+  default = study_config.get_config()
+  specs = study.plan(default)
+  assert len(specs) == 5 * 4 * 2 and len(set(specs)) == len(specs)
+  assert [s.seed for s in specs[:20]] == [0] * 20  # seed-major: seed 0's table comes first
+  for spec in specs:
+    cfg = study.run_config(default, spec)
+    assert cfg.data.image_size == 32 and cfg.train.seed == spec.seed
+    assert cfg.noise.name == default.variants[spec.variant].family
+  gpu = study_config.get_config("gpu")
+  assert study.run_config(gpu, study.plan(gpu)[0]).model.channels == 128
+  with pytest.raises(ValueError, match="unknown study variant 'tiny'"):
+    study_config.get_config("tiny")
+
+
+def test_bad_names_and_seeds():
+  with pytest.raises(ValueError, match=r"unknown \['cifar'\]"):
+    study.parse_names("pltb,cifar", ["pltb", "cifar10"], "dataset_names")
+  with pytest.raises(ValueError, match="is empty"):
+    study.parse_names(" , ", ["pltb"], "dataset_names")
+  with pytest.raises(ValueError, match="repeats"):
+    study.parse_names("pltb,pltb", ["pltb"], "dataset_names")
+  assert study.parse_seeds("0, 2") == (0, 2) and study.parse_seeds(3) == (3,)
+  for bad in ("0,a", "1,1", "-1", ""):
+    with pytest.raises(ValueError, match="seeds"):
+      study.parse_seeds(bad)
+
+
+def test_published_constants_match_the_post_summary():
+  # The post's table has 3 decimals (each entry +-5e-4), so its MAE recomputed from the
+  # table differs from the printed MAE by at most 1e-3.
+  errors = study.published_slope_errors()
+  for name, printed in study.PUBLISHED_SLOPE_MAE.items():
+    assert abs(np.mean(errors[name]) - printed) <= 1e-3
+
+
+def test_fid_left_out_when_weights_exist_but_samples_are_too_few(tmp_path, monkeypatch):
+  cfg = study_config.get_config("quick")  # 72 samples < 2049
+  spec = study.plan(cfg)[0]
+  run = study.run_config(cfg, spec)
+  monkeypatch.setenv(inception.WEIGHTS_ENV, str(tmp_path / "missing.npz"))
+  assert study.select_metrics(cfg, run, 10000) == ("auto", None)  # the table says why
+  weights = tmp_path / "pt_inception.npz"
+  weights.write_bytes(b"")  # only its existence matters here
+  monkeypatch.setenv(inception.WEIGHTS_ENV, str(weights))
+  metrics, note = study.select_metrics(cfg, run, 10000)
+  assert metrics == "spectral,fd_resnet20" and "72 samples" in note and "2049" in note
+  evaluation.EvalOptions(metrics=metrics).requested()  # a valid explicit list
