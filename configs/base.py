@@ -153,8 +153,8 @@ def set_fans(config: ml_collections.ConfigDict, name: str = "annealed", **option
   """Switches the noise to the FANS family ``name``, every option at its default
   unless given.
 
-  Default: ``annealed`` with gamma 1 (EqualSNR) at the noisiest step to 0 (white) at
-  t = 0, on the dataset's radial spectrum with its dynamic range capped at 1e3 (a
+  Default: ``annealed`` with gamma 0 (white) at the noisiest step to 1 (EqualSNR) at
+  t = 0 (``schedules.annealed_spectrum``'s default path), on the dataset's radial spectrum with its dynamic range capped at 1e3 (a
   valid forward chain for linear betas, T = 1000; method section 3).
   """
   config.noise.name = name

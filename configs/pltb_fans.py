@@ -6,7 +6,7 @@ writes sample grids to ``<workdir>/samples/``:
     python launch/train.py --config=configs/pltb_fans.py:tiny --workdir=workdirs/pltb_fans_tiny
     python launch/sample.py --workdir=workdirs/pltb_fans_tiny --num_samples=64
 
-Full size (GPU): ``--config=configs/pltb_fans.py``. Noise: ``annealed`` (gamma 1 -> 0,
+Full size (GPU): ``--config=configs/pltb_fans.py``. Noise: ``annealed`` (gamma 0 -> 1,
 see cifar_fans.py); other families by variant (``:matched``, ``:band_annealed``,
 ``:blog``), e.g. ``--config=configs/pltb_fans.py:blog,tiny``.
 """
@@ -17,5 +17,5 @@ from configs import pltb_ddpm
 
 def get_config(arg: str | None = None):
   config = pltb_ddpm.experiment()
-  base.set_fans(config, "annealed", gamma_T=1.0, gamma_0=0.0, path="linear", max_ratio=1e3)
+  base.set_fans(config, "annealed", gamma_T=0.0, gamma_0=1.0, path="linear", max_ratio=1e3)
   return base.finalize(config, arg, dict(base.fans_variants(), tiny=pltb_ddpm.tiny))

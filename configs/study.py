@@ -60,12 +60,13 @@ _VARIANTS = {
     "blog": ("blog", {}, "FANS", "the published FANS recipe (band softmax weights,"
              " guardrail, per-sample standardisation)"),
     "matched": ("matched", dict(gamma=1.0), "", "EqualSNR: S ∝ Pbar, constant in time"),
-    # The path configs/*_fans.py ship: EqualSNR at the noisiest step, white at t = 0.
-    "annealed": ("annealed", dict(gamma_T=1.0, gamma_0=0.0, path="linear", max_ratio=1e3), "",
-                 "gamma 1 -> 0 (EqualSNR at t = T to white at t = 0), capped at 1e3"),
-    # fans_jax.schedules.annealed_spectrum's own default path, the other direction.
-    "annealed_0to1": ("annealed", dict(gamma_T=0.0, gamma_0=1.0, path="linear", max_ratio=1e3),
-                      "", "gamma 0 -> 1 (white at t = T to EqualSNR at t = 0), capped at 1e3"),
+    # The path configs/*_fans.py ship (schedules.annealed_spectrum's default): white at
+    # the noisiest step (DDPM's prior), EqualSNR at t = 0.
+    "annealed": ("annealed", dict(gamma_T=0.0, gamma_0=1.0, path="linear", max_ratio=1e3), "",
+                 "gamma 0 -> 1 (white at t = T to EqualSNR at t = 0), capped at 1e3"),
+    # The other direction: EqualSNR at the noisiest step, white at t = 0.
+    "annealed_1to0": ("annealed", dict(gamma_T=1.0, gamma_0=0.0, path="linear", max_ratio=1e3),
+                      "", "gamma 1 -> 0 (EqualSNR at t = T to white at t = 0), capped at 1e3"),
 }
 DEFAULT_VARIANTS = "white,blog,matched,annealed"
 

@@ -30,7 +30,7 @@ from fans_jax.data import pipeline
 from fans_jax.data import registry
 
 CACHE_ENV = "FANS_CACHE_DIR"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: subsets are evenly spaced over the source, not its first N
 SCALE = "model_input_[-1,1]"
 
 
@@ -53,15 +53,27 @@ def cache_path(cache_dir, source: base.ImageSource, key: dict) -> pathlib.Path:
   return pathlib.Path(cache_dir) / f"{source.name}_{h}x{w}x{c}_{digest}.json"
 
 
+def spread_indices(total: int, num_images: int) -> np.ndarray:
+  """``num_images`` indices spread evenly over ``0 .. total - 1`` (all of them, in order,
+  when ``num_images == total``). The offline sets are stored sorted by class, so a
+  subset must not be their first N images. Returns ``int64[num_images]``, increasing."""
+  if not 1 <= num_images <= total:
+    raise ValueError(f"num_images must be in [1, {total}], got {num_images}.")
+  return (np.arange(num_images, dtype=np.int64) * total) // num_images
+
+
 def iterate_in_order(source: base.ImageSource, num_images: int, batch_size: int = 500,
                      process_index: int = 0, process_count: int = 1, num_threads: int = 2):
-  """Yields ``uint8`` batches of images ``0 .. num_images - 1`` (this process's share:
-  batches ``process_index::process_count``), read ahead by grain threads."""
+  """Yields ``uint8`` batches of ``num_images`` images spread evenly over ``source``
+  (:func:`spread_indices`; every image when ``num_images == len(source)``), this
+  process's share (batches ``process_index::process_count``), read ahead by grain
+  threads."""
+  indices = spread_indices(len(source), num_images)
   starts = list(range(0, num_images, batch_size))[process_index::process_count]
 
   def read(j: int) -> np.ndarray:
     lo = starts[j]
-    return source.get_batch(np.arange(lo, min(lo + batch_size, num_images)))
+    return source.get_batch(indices[lo:lo + batch_size])
 
   if not starts:
     return
@@ -72,7 +84,7 @@ def iterate_in_order(source: base.ImageSource, num_images: int, batch_size: int 
 
 def compute_spectrum(source: base.ImageSource, num_images: int, band_spec: spectra.BandSpec,
                      batch_size: int = 500) -> spectra.DatasetSpectrum:
-  """Streams the first ``num_images`` of ``source`` (model-input scale) into statistics;
+  """Streams ``num_images`` images spread evenly over ``source`` (model-input scale) into statistics;
   under several JAX processes each reads its share and the sums are all-gathered."""
   acc = spectra.SpectrumAccumulator(band_spec)
   for batch in iterate_in_order(source, num_images, batch_size, jax.process_index(),
@@ -88,7 +100,8 @@ def dataset_spectrum(cfg: ml_collections.ConfigDict, num_images: int | None = No
 
   Args:
     cfg: a data config (:func:`fans_jax.data.default_config`).
-    num_images: use the first ``num_images`` images (in source order); ``None``: all.
+    num_images: use ``num_images`` images spread evenly over the source
+      (:func:`spread_indices`); ``None``: all.
     band_spec: bands for the band powers (default ``BandSpec()``: 8 linear bands).
     cache_dir: where results are cached (default ``$FANS_CACHE_DIR`` or
       ``~/.cache/fans_jax/spectra``).

@@ -34,6 +34,7 @@ import numpy as np
 from absl import logging
 
 from fans_jax import schedules as schedules_lib
+from fans_jax.data import spectra_cache
 from fans_jax.metrics import features as features_lib
 from fans_jax.metrics import frechet
 from fans_jax.metrics import inception as inception_lib
@@ -273,7 +274,9 @@ def _reference_count(source, options: EvalOptions) -> int:
 
 
 def _read_reference(source, n: int) -> np.ndarray:
-  parts = [source.get_batch(np.arange(i, min(i + 1000, n))) for i in range(0, n, 1000)]
+  """``n`` images spread evenly over ``source`` (the offline sets are sorted by class)."""
+  indices = spectra_cache.spread_indices(len(source), n)
+  parts = [source.get_batch(indices[i:i + 1000]) for i in range(0, n, 1000)]
   return np.concatenate(parts, axis=0)
 
 

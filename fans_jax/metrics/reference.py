@@ -24,7 +24,7 @@ from fans_jax.metrics import features as features_lib
 from fans_jax.metrics import frechet
 
 CACHE_ENV = "FANS_CACHE_DIR"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: reference subsets spread evenly over the dataset
 
 
 def default_cache_dir() -> pathlib.Path:
