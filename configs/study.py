@@ -133,8 +133,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       seed=1,
       batch_size=0,    # 0: automatic (up to 256 per jitted call)
       clip_x0=False,
-      # Reference images: the first N of the dataset (0: all). The offline sets are sorted
-      # by class, so anything but all of them is a biased reference.
+      # Reference images: N spread evenly over the dataset (0: all; the offline sets are
+      # sorted by class, so a subset is never their first N).
       num_reference=0,
       reference_split="",  # '': the run's own split
       num_bands=8,

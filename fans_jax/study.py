@@ -836,7 +836,7 @@ def results_markdown(study, results: dict, record: dict, figures: dict,
       f" {ev.sampler} sampler ({steps} steps"
       f"{', eta ' + format(float(ev.eta), 'g') if str(ev.sampler) == 'ddim' else ''}),"
       + (" against every image of each dataset." if not int(ev.num_reference) else
-         f" against the first {ev.num_reference} images of each dataset (at most all).")
+         f" against {ev.num_reference} images spread evenly over each dataset (at most all).")
       + f" Reference images per dataset: {ref_counts}.", "",
       "Variants: " + "; ".join(
           f"`{v}` = {study.variants[v].family} ({study.variants[v].description})"

@@ -37,7 +37,7 @@ flags.DEFINE_integer("num_steps", None, "DDIM steps (default: config.eval; 0: al
 flags.DEFINE_float("eta", None, "DDIM eta (default: config.eval).")
 flags.DEFINE_integer("seed", None, "Sampling seed (default: config.eval).")
 flags.DEFINE_integer("batch_size", None, "Sampling batch size (default: automatic).")
-flags.DEFINE_integer("num_reference", 10000, "Reference images (the first ones of the data).")
+flags.DEFINE_integer("num_reference", 10000, "Reference images (spread evenly over the dataset).")
 flags.DEFINE_string("reference_split", "", "Split of the reference images ('': the run's).")
 flags.DEFINE_string("metrics", "auto", "'auto' or a comma-separated subset of "
                     f"{','.join(evaluation.METRICS)} (then required).")

@@ -6,7 +6,7 @@ made them) :func:`evaluate_run`:
 1. gets samples: :func:`fans_jax.sampling.generate` from the run's checkpoint, or a
    saved ``.npz`` (key ``images``: uint8, or floats in [-1, 1]);
 2. computes spectral fidelity (:mod:`fans_jax.metrics.spectral`) against the run's
-   dataset (``run.config.data``; the first ``num_reference`` images, statistics from
+   dataset (``run.config.data``; ``num_reference`` images spread evenly over it, statistics from
    :func:`fans_jax.data.dataset_spectrum`, cached);
 3. computes ``FD-ResNet20`` when the dataset is CIFAR-10 at 32x32x3, and FID / KID
    with the Inception-v3 pool features when its weights file exists; reference
@@ -57,7 +57,7 @@ class EvalOptions:
     num_samples: samples per run (generated; or the first ``num_samples`` of a saved
       file, ``None``: all of it).
     sampler, num_steps, eta, seed, batch_size: passed to ``sampling.generate``.
-    num_reference: reference images (the first ones of the dataset; ``None``: all,
+    num_reference: reference images (spread evenly over the dataset; ``None``: all,
       at most 50000).
     reference_split: dataset split of the reference images ('' : the run's own).
     metrics: ``"auto"`` (spectral always; FD-ResNet20 on CIFAR-10; FID/KID when
