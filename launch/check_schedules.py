@@ -24,7 +24,8 @@ flags.DEFINE_list("datasets", ["pltb", "egm", "cifar10_local", "dtd_local", "gal
 flags.DEFINE_integer("image_size", 32, "Resolution.")
 flags.DEFINE_integer("num_timesteps", 1000, "T.")
 flags.DEFINE_list("beta_schedules", ["linear", "cosine"], "Beta schedules to check.")
-flags.DEFINE_integer("num_images", 2000, "Images used to estimate each spectrum.")
+flags.DEFINE_integer("num_images", 2000,
+                     "Images used to estimate each spectrum (at most the whole set).")
 flags.DEFINE_list("gammas", ["-0.5", "0", "1", "2"], "Gamma values for the annealed path grid.")
 flags.DEFINE_string("output", "", "Write the markdown report here (default: print only).")
 
@@ -51,13 +52,14 @@ def main(argv):
            " first t where the per-frequency log-SNR stops decreasing. Produced by"
            " `python launch/check_schedules.py`"
            f" `--datasets={','.join(FLAGS.datasets)} --image_size={FLAGS.image_size}`"
-           f" (spectra from {FLAGS.num_images} images).", ""]
+           f" (spectra from up to {FLAGS.num_images} images, spread evenly over each set).", ""]
   stats = {}
   for name in FLAGS.datasets:
     cfg = data.default_config()
     cfg.name, cfg.image_size = name, FLAGS.image_size
     logging.info("spectrum of %s", name)
-    stats[name] = data.dataset_spectrum(cfg, num_images=FLAGS.num_images)
+    num_images = min(FLAGS.num_images, len(data.get_source(cfg)))
+    stats[name] = data.dataset_spectrum(cfg, num_images=num_images)
 
   families = schedules.spectrum_family_names()
   lines += ["## Every family with its default options", "",
