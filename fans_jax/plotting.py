@@ -532,7 +532,7 @@ def _draw_band_bars(ax, reference, samples: Mapping[str, Any], reference_name: s
   edges = reference.band_edges
   ax.set_xticks(bands)
   ax.set_xticklabels([str(b + 1) for b in bands])
-  ax.set_xlabel(f"band $b$ ({len(bands)} {reference.settings.band_spacing} bands in $|k|$,"
+  ax.set_xlabel(f"band $b$\n({len(bands)} {reference.settings.band_spacing} bands in $|k|$,"
                 f" {edges[0]:.2g}–{edges[-1]:.2g} c/px)")
   ax.set_ylabel(r"band power fraction $\pi_b$")
   if log:
@@ -590,14 +590,15 @@ def plot_spectra_comparison(reference, samples: Mapping[str, Any], reference_nam
     ax_ratio.semilogx(c["freqs"][keep], c["profile"][keep] / ref["profile"][keep],
                       color=_color(i), label=name)
   ax_ratio.set_yscale("log")
-  ax_psd.set_xlabel(FREQ_LABEL)
+  short_label = "$|k|$ (cycles / pixel)"  # three panels side by side: keep labels short
+  ax_psd.set_xlabel(short_label)
   log_frequency_axis(ax_psd)
   log_frequency_axis(ax_ratio)
   ax_psd.set_ylabel("PSD (data units$^2$ per coefficient)")
   ax_psd.legend(loc="lower left")
   ax_psd.grid(True, which="major")
   ax_psd.set_title("(a) radially averaged PSD")
-  ax_ratio.set_xlabel(FREQ_LABEL)
+  ax_ratio.set_xlabel(short_label)
   ax_ratio.set_ylabel(f"PSD / PSD of {reference_name}")
   ax_ratio.grid(True, which="major")
   ax_ratio.set_title("(b) ratio to data")
