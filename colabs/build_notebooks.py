@@ -388,7 +388,8 @@ SAMPLES = _notebook(
     # Trained runs to compare: training workdirs (launch/train.py --workdir=...).
     # Empty: train two tiny runs below.
     WORKDIRS = []
-    RUN_DIR = "/tmp/fans_notebook_runs"
+    # Where the tiny runs go (relative: next to this notebook, or /content on Colab).
+    RUN_DIR = os.environ.get("FANS_NOTEBOOK_RUN_DIR", "fans_notebook_runs")
     NUM_SAMPLES = 96 if SMALL else 1000  # >= 65 for FD-ResNet20 (64-d features)
     SAMPLER, NUM_STEPS = "ddim", (10 if SMALL else 100)
     """),

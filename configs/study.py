@@ -6,7 +6,7 @@ published post's format, with the post's numbers beside ours, plus figures
 (``fans_jax/study.py``, ``docs/study_design.md``)::
 
     python launch/study.py --config=configs/study.py --outdir=studies/cpu        # hours, 2 CPUs
-    python launch/study.py --config=configs/study.py:quick --outdir=/tmp/quick   # minutes
+    python launch/study.py --config=configs/study.py:quick --outdir=workdirs/quick   # minutes
     python launch/study.py --config=configs/study.py:gpu --outdir=studies/gpu    # one GPU
 
 Rerunning the same command skips finished runs and resumes partly trained ones.

@@ -1,9 +1,9 @@
 r"""Spectral statistics of datasets: alpha fit, band powers, PSD and variance figures.
 
   python launch/analyze_spectra.py --config=configs/cifar_fans.py \
-      --output_dir=/tmp/spectra                      # uses config.data
+      --output_dir=workdirs/spectra                      # uses config.data
   python launch/analyze_spectra.py --datasets=pltb,egm,cifar10_local,dtd_local \
-      --config.image_size=32 --num_images=2000 --output_dir=/tmp/spectra
+      --config.image_size=32 --num_images=2000 --output_dir=workdirs/spectra
 
 ``--config`` is a data config or an experiment config whose ``.data`` is one (default:
 ``fans_jax/data/config.py``, i.e. ``fans_jax.data.default_config()``); override fields

@@ -6,15 +6,15 @@ count and the metrics) and figures to ``--output_dir``.
 
   # one run, 1000 DDIM-50 samples (written to <workdir>/eval); unset sampling flags
   # take the run's config.eval values
-  python launch/evaluate.py --workdir=/tmp/fans_cifar --num_samples=1000 \
+  python launch/evaluate.py --workdir=workdirs/fans_cifar --num_samples=1000 \
       --sampler=ddim --num_steps=50
 
   # FANS against DDPM on the same dataset, one table
-  python launch/evaluate.py --workdir=/tmp/ddpm --workdir=/tmp/fans \
-      --output_dir=/tmp/compare --num_samples=10000
+  python launch/evaluate.py --workdir=workdirs/ddpm --workdir=workdirs/fans \
+      --output_dir=workdirs/compare --num_samples=10000
 
   # samples saved by launch/sample.py, one file per workdir (same order)
-  python launch/evaluate.py --workdir=/tmp/fans --samples=/tmp/fans/samples.npz
+  python launch/evaluate.py --workdir=workdirs/fans --samples=workdirs/fans/samples.npz
 
 FID/KID need the Inception weights (docs/evaluation.md); without them the table says
 "not computed: weights missing at <path>" (``--metrics=fid,kid`` makes it an error).

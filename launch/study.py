@@ -1,6 +1,6 @@
 r"""Runs the FANS study (configs/study.py): train, sample, evaluate, one results table.
 
-    python launch/study.py --config=configs/study.py:quick --outdir=/tmp/fans_study_quick
+    python launch/study.py --config=configs/study.py:quick --outdir=workdirs/fans_study_quick
     python launch/study.py --config=configs/study.py --outdir=studies/cpu
     python launch/study.py --config=configs/study.py:gpu --outdir=studies/gpu
 
@@ -40,23 +40,11 @@ _JIT_CACHE = flags.DEFINE_string(
 flags.mark_flags_as_required(["config", "outdir"])
 
 
-def cpu_device_count(requested: int) -> int:
-  """The host device count to force (0: none); see --cpu_devices (as launch/train.py)."""
-  if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
-    return 0
-  if requested >= 0:
-    return requested
-  cores = min(os.cpu_count() or 1, 8)
-  return 1 << (cores.bit_length() - 1)
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  count = cpu_device_count(_CPU_DEVICES.value)
-  if count:
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                               f" --xla_force_host_platform_device_count={count}").strip()
+  from fans_jax.utils import host  # pylint: disable=import-outside-toplevel
+  host.force_cpu_devices(_CPU_DEVICES.value)
   import jax  # pylint: disable=import-outside-toplevel  (after XLA_FLAGS)
   if _JIT_CACHE.value:
     jax.config.update("jax_compilation_cache_dir", _JIT_CACHE.value)

@@ -55,22 +55,10 @@ def _multi_process_environment() -> bool:
   return "," in hosts
 
 
-def cpu_device_count(requested: int) -> int:
-  """The host device count to force (0: none); see --cpu_devices."""
-  if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
-    return 0
-  if requested >= 0:
-    return requested
-  cores = min(os.cpu_count() or 1, 8)
-  return 1 << (cores.bit_length() - 1)
-
-
 def main(argv):
   del argv
-  count = cpu_device_count(_CPU_DEVICES.value)
-  if count:
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                               f" --xla_force_host_platform_device_count={count}").strip()
+  from fans_jax.utils import host  # pylint: disable=import-outside-toplevel
+  host.force_cpu_devices(_CPU_DEVICES.value)
   import jax  # pylint: disable=import-outside-toplevel  (after XLA_FLAGS)
 
   if _DISTRIBUTED.value == "yes" or (_DISTRIBUTED.value == "auto" and (
