@@ -394,7 +394,7 @@ SAMPLES = _notebook(
     SAMPLER, NUM_STEPS = "ddim", (10 if SMALL else 100)
     """),
     ("code", """
-    from fans_jax import sampling, train
+    from fans_jax import sample_files, sampling, train
     from fans_jax.metrics import evaluation, features
 
     if not WORKDIRS:
@@ -426,8 +426,10 @@ SAMPLES = _notebook(
     """),
     ("code", """
     runs = {os.path.basename(w): sampling.load_run(w) for w in WORKDIRS}
-    samples = {name: sampling.generate(run, NUM_SAMPLES, sampler=SAMPLER, num_steps=NUM_STEPS,
-                                       seed=0, progress=False)
+    # DDPM's sampler default: the predicted x0 clipped to [-1, 1] at every step
+    SETTINGS = sample_files.SamplerSettings(sampler=SAMPLER, num_steps=NUM_STEPS, clip_x0=True,
+                                            seed=0)
+    samples = {name: sampling.generate_with(run, NUM_SAMPLES, SETTINGS, progress=False)
                for name, run in runs.items()}
     first = next(iter(runs.values()))
     cfg = data.with_overrides(first.config.data)
@@ -473,8 +475,9 @@ SAMPLES = _notebook(
                                      spectral=settings)
     rows = []
     for (name, run), workdir in zip(runs.items(), WORKDIRS):
-      sample_set = evaluation.SampleSet(images=quantized[name], sampler=SAMPLER,
-                                        num_steps=NUM_STEPS, seed=0, eta=0.0, source="notebook")
+      sample_set = evaluation.SampleSet(images=quantized[name],
+                                        settings=SETTINGS.resolved(run.schedule.num_timesteps),
+                                        source="notebook")
       rows.append(evaluation.evaluate_run(workdir, options=options, run=run,
                                           sample_set=sample_set))
     display(Markdown(evaluation.markdown_table(rows)))

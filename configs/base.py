@@ -112,7 +112,9 @@ def get_config() -> ml_collections.ConfigDict:
       num_steps=50,
       eta=1.0,
       seed=0,
-      clip_x0=False,
+      # Clip the predicted x0 to [-1, 1] at every step (Ho et al.'s sampler; diffusers'
+      # clip_sample=True). Without it an under-trained model gives saturated grids.
+      clip_x0=True,
   ))
 
   config.eval = ml_collections.ConfigDict(dict(
@@ -122,6 +124,7 @@ def get_config() -> ml_collections.ConfigDict:
       eta=0.0,
       batch_size=0,  # 0: automatic
       seed=1,
+      clip_x0=True,
   ))
 
   config.debug = False
@@ -131,21 +134,26 @@ def get_config() -> ml_collections.ConfigDict:
 def family_options(name: str, **overrides) -> ml_collections.ConfigDict:
   """Every option of the noise family ``name`` with its default (from the signature
   of ``fans_jax.schedules.<name>_spectrum``), so each can be overridden from the
-  command line (``--config.noise.options.gamma_T=1.5``). ``None`` defaults become
-  float placeholders."""
+  command line (``--config.noise.options.gamma_T=1.5``). An option that may be
+  ``None`` (annotated ``... | None``, or defaulting to None: ``max_ratio``, "no cap";
+  ``f_min``) takes a number or ``None`` there: ``--config.noise.options.max_ratio=None``."""
   fn = getattr(schedules, f"{name}_spectrum", None)
   if fn is None:
     raise ValueError(f"noise family {name!r} is not one of {schedules.spectrum_family_names()}.")
-  options = {}
+  options, optional = {}, set()
   for arg, param in list(inspect.signature(fn).parameters.items())[1:]:  # skip ctx
     options[arg] = param.default
+    if param.default is None or "None" in str(param.annotation):
+      optional.add(arg)
   unknown = sorted(set(overrides) - set(options))
   if unknown:
     raise ValueError(f"noise family {name!r} has no option(s) {unknown}; its options are"
                      f" {sorted(options)}.")
   options.update(overrides)
+  # A field typed `object` is parsed as a Python literal by ml_collections'
+  # config_flags, so "None", "1e3" and "100" all work (make_schedule checks the value).
   return ml_collections.ConfigDict({
-      k: ml_collections.config_dict.placeholder(float) if v is None else v
+      k: ml_collections.config_dict.FieldReference(v, field_type=object) if k in optional else v
       for k, v in options.items()})
 
 

@@ -132,7 +132,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       eta=1.0,         # DDIM only
       seed=1,
       batch_size=0,    # 0: automatic (up to 256 per jitted call)
-      clip_x0=False,
+      clip_x0=True,
       # Reference images: N spread evenly over the dataset (0: all; the offline sets are
       # sorted by class, so a subset is never their first N).
       num_reference=0,

@@ -14,12 +14,24 @@ to read or to verify is reported with a warning naming it, and the next older on
 tried. Nothing is ever deleted here: :meth:`Checkpointer.quarantine` *moves* a bad
 step directory aside (``<directory>_corrupt/<step>``) so that training can continue
 and later save that step number again. Saves are asynchronous (``wait`` before exit).
+
+A save that fails (a read-only or immutable directory, a full disk, ...) raises one
+:class:`CheckpointSaveError` naming the step, the directory, the cause and the newest
+complete checkpoint, which a failed save never touches (Orbax writes a step into a
+temporary directory and renames it only once complete; the failed attempt's
+temporary directory is removed). Step directories are created synchronously, in
+:meth:`Checkpointer.save`: created by Orbax's background threads, a failure there
+left the other save threads waiting for it until Orbax's 5-minute barrier timeout,
+which also kept the process from exiting.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import functools
+import shutil
+import threading
 import time
 from typing import Any, Sequence
 
@@ -38,6 +50,44 @@ CHECKSUM_RTOL = 1e-12
 
 class CheckpointError(RuntimeError):
   """No readable checkpoint where one was expected."""
+
+
+class CheckpointSaveError(CheckpointError):
+  """A checkpoint could not be written (the message names the step, the directory,
+  the cause and the newest complete checkpoint)."""
+
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+_NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def _causes(e: BaseException):
+  """``e`` and every exception it was raised from or while handling."""
+  seen = set()
+  while e is not None and id(e) not in seen:
+    seen.add(id(e))
+    yield e
+    e = e.__cause__ or e.__context__
+
+
+def failure_reason(e: BaseException, directory) -> str:
+  """A one-line cause of a failed write under ``directory``: no space left (with the
+  free space), not writable, or the first line of the error."""
+  for cause in _causes(e):
+    text = str(cause)
+    code = getattr(cause, "errno", None)
+    if code in _NO_SPACE or "No space left" in text or "RESOURCE_EXHAUSTED" in text:
+      try:
+        free = f"{shutil.disk_usage(str(directory)).free / 2**20:.1f} MiB free"
+      except OSError:
+        free = "free space unknown"
+      return f"no space left on the device holding {directory} ({free})"
+    if code in _NOT_WRITABLE or any(m in text for m in (
+        "Permission denied", "Operation not permitted", "Read-only file system")):
+      return (f"{directory} is not writable ({getattr(cause, 'strerror', None) or text[:200]}:"
+              " read-only, immutable or owned by another user)")
+  lines = str(e).strip().splitlines()
+  return f"{type(e).__name__}: {lines[0][:300] if lines else ''}"
 
 
 def checksums(tree) -> list[list[float]]:
@@ -103,8 +153,11 @@ class Checkpointer:
       self.directory.mkdir(parents=True, exist_ok=True)
     options = ocp.CheckpointManagerOptions(
         max_to_keep=max_to_keep, enable_async_checkpointing=async_save, read_only=read_only,
-        create=not read_only)
+        create=not read_only,
+        async_options=ocp.AsyncOptions(create_directories_asynchronously=False))
     self._manager = ocp.CheckpointManager(self.directory, options=options)
+    self._pending: int | None = None   # the step of the save in flight, if any
+    self._failed: CheckpointSaveError | None = None
 
   # -- queries -----------------------------------------------------------------------
 
@@ -134,16 +187,57 @@ class Checkpointer:
     """Saves array items and JSON items as step ``step`` (asynchronously).
 
     Every process must call it (Orbax synchronises them); JSON items are written by
-    process 0. Raises if ``step`` already exists.
+    process 0. Waits for the previous save first.
+
+    Raises:
+      CheckpointSaveError: this save or the previous one failed (after a failure
+        every further save raises the same error).
+      CheckpointError: ``step`` already exists.
     """
+    self.wait()  # a failure of the previous save is reported as that step's
     args = {name: ocp.args.StandardSave(tree) for name, tree in arrays.items()}
     args.update({name: ocp.args.JsonSave(value) for name, value in json.items()})
     args[INTEGRITY_ITEM] = ocp.args.JsonSave(
         {name: checksums(tree) for name, tree in arrays.items()})
-    if not self._manager.save(step, args=ocp.args.Composite(**args), force=True):
+    self._pending = step
+    try:
+      saved = self._manager.save(step, args=ocp.args.Composite(**args), force=True)
+    except Exception as e:  # pylint: disable=broad-except  (reported as one clear error)
+      raise self._save_failed(step, e) from None
+    if not saved:
+      self._pending = None
       raise CheckpointError(f"checkpoint step {step} was not saved in {self.directory}"
                             f" (existing steps: {self.steps()}).")
     logging.info("saving checkpoint step %d to %s", step, self.directory)
+
+  def _save_failed(self, step: int, e: BaseException) -> CheckpointSaveError:
+    """Records and returns the error of a failed save of ``step`` (and removes the
+    failed attempt's temporary directory: partial data, never a checkpoint)."""
+    self._pending = None
+    if self._failed is not None:
+      return self._failed
+    reason = failure_reason(e, self.directory)
+    if jax.process_index() == 0:
+      for tmp in self.directory.glob(f"{step}.orbax-checkpoint-tmp*"):
+        try:
+          shutil.rmtree(str(tmp))
+          logging.info("removed the incomplete %s", tmp)
+        except OSError:
+          pass
+    steps = self._committed_steps()
+    kept = (f"The newest complete checkpoint, step {steps[-1]} (of steps {steps}), is intact"
+            if steps else "No complete checkpoint was written before it")
+    self._failed = CheckpointSaveError(
+        f"could not save checkpoint step {step} in {self.directory}: {reason}. {kept}; fix"
+        " the cause and rerun the same command to resume from it.")
+    return self._failed
+
+  def _committed_steps(self) -> list[int]:
+    """Committed steps read from the directory listing (valid after a failed save)."""
+    try:
+      return sorted(int(p.name) for p in self.directory.iterdir() if p.name.isdigit())
+    except OSError:
+      return []
 
   def restore(self, abstract_arrays: dict[str, Any], json_items: Sequence[str] = (),
               step: int | None = None) -> Restored:
@@ -215,13 +309,54 @@ class Checkpointer:
     self._manager.reload()
     return moved
 
+  @property
+  def failed(self) -> CheckpointSaveError | None:
+    """The error of a failed save, if one failed."""
+    return self._failed
+
   def wait(self) -> None:
-    """Blocks until every asynchronous save is committed."""
-    self._manager.wait_until_finished()
+    """Blocks until every asynchronous save is committed.
 
-  def close(self) -> None:
-    self._manager.wait_until_finished()
-    self._manager.close()
+    Raises:
+      CheckpointSaveError: the save in flight (or an earlier one) failed.
+    """
+    if self._failed is not None:
+      raise self._failed
+    try:
+      self._manager.wait_until_finished()
+    except Exception as e:  # pylint: disable=broad-except  (reported as one clear error)
+      raise self._save_failed(self._pending if self._pending is not None else -1, e) from None
+    self._pending = None
+
+  def close(self, timeout: float = 60.0) -> None:
+    """Waits for the save in flight, then closes Orbax's manager.
+
+    Raises:
+      CheckpointSaveError: the save in flight failed (raised once: after a failure
+        that was already raised, close only cleans up).
+    """
+    already_failed = self._failed is not None
+    try:
+      if not already_failed:
+        self.wait()
+    finally:
+      if self._failed is None:
+        self._manager.close()
+      else:  # Orbax may still hold threads of the failed save: never block on them
+        closer = threading.Thread(target=self._close_quietly, daemon=True,
+                                  name="fans_jax_checkpoint_close")
+        closer.start()
+        closer.join(timeout)
+        if closer.is_alive():
+          logging.warning("Orbax's checkpoint manager did not close within %.0f s after the"
+                          " failed save; not waiting for it.", timeout)
+
+  def _close_quietly(self) -> None:
+    try:
+      self._manager.close()
+    except Exception:  # pylint: disable=broad-except  (the save error was reported)
+      pass
 
 
-__all__ = ["CheckpointError", "Checkpointer", "Restored", "checksums"]
+__all__ = ["CheckpointError", "CheckpointSaveError", "Checkpointer", "Restored", "checksums",
+           "failure_reason"]

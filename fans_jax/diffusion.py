@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from fans_jax import noise as noise_lib
 from fans_jax import spectra
@@ -43,8 +44,29 @@ def _check_inputs(schedule: Schedule, x: jax.Array, name: str = "x") -> None:
                      f" built for {tuple(schedule.image_shape[:2])}.")
 
 
+def check_timesteps(t, num_timesteps: int, name: str = "t", lowest: int = 0) -> None:
+  """Raises a ValueError unless every ``t`` lies in ``[lowest, T)``.
+
+  Only concrete values are checked; inside ``jit`` (traced ``t``) nothing can be
+  checked and out-of-range indices are clamped by JAX's gather (to ``T - 1`` or
+  ``lowest``): pass valid steps.
+  """
+  if not noise_lib.is_concrete(t):
+    return
+  values = np.asarray(t)
+  if values.size == 0:
+    return
+  if not np.issubdtype(values.dtype, np.integer):
+    raise ValueError(f"{name} must hold integer timesteps; got dtype {values.dtype}.")
+  bad = (values < lowest) | (values >= num_timesteps)
+  if np.any(bad):
+    raise ValueError(f"{name}={values[bad].reshape(-1)[0]} is outside [{lowest},"
+                     f" {num_timesteps}) (T = {num_timesteps}; t = 0 is the least noisy step).")
+
+
 def _per_example(values: jax.Array, t: jax.Array) -> jax.Array:
   """``values [T]`` at ``t`` (scalar or ``[B]``), shaped to broadcast with images."""
+  check_timesteps(t, values.shape[0])
   return jnp.reshape(values[jnp.asarray(t)], (-1, 1, 1, 1))
 
 
@@ -254,6 +276,7 @@ def ancestral_update(schedule: Schedule, y_t: jax.Array, t: jax.Array, e_hat: ja
   """
   _check_ancestral(schedule)
   to, back = working_domain(schedule, *image_size)
+  z = _without_dc_if_standardized(schedule, z)
   y0 = (y_t - _sigma_grid(schedule, t) * e_hat) / jnp.sqrt(
       _per_example(schedule.alphas_cumprod, t))
   if clip_x0:
@@ -287,6 +310,19 @@ def reverse_step(schedule: Schedule, x_t: jax.Array, t: jax.Array, eps_hat: jax.
   return back(y_s).astype(x_t.dtype)
 
 
+def _without_dc_if_standardized(schedule: Schedule, z):
+  """Step noise on the rfft grid with DC zeroed for standardised schedules.
+
+  Per-sample standardisation (``blog`` with ``standardize=True``) removes the mean of
+  every forward noise draw, so the forward process never noises DC; the reverse
+  process must not add noise there either (it would inject DC noise the network was
+  never trained to remove). Other schedules: ``z`` unchanged.
+  """
+  if z is None or not schedule.standardize:
+    return z
+  return z.at[:, 0, 0, :].set(0)
+
+
 def _check_ddim(schedule: Schedule, eta: float, has_noise: bool) -> float:
   eta = float(eta)
   if not 0.0 <= eta <= 1.0:
@@ -306,6 +342,7 @@ def ddim_update(schedule: Schedule, y_t: jax.Array, t: jax.Array, s: jax.Array,
   :func:`ancestral_update`; ``z`` may be None when ``eta = 0``)."""
   eta = _check_ddim(schedule, eta, z is not None)
   to, back = working_domain(schedule, *image_size)
+  z = _without_dc_if_standardized(schedule, z)
   abar = schedule.alphas_cumprod
   s = jnp.asarray(s)
   s_idx = jnp.maximum(s, 0)
@@ -340,6 +377,11 @@ def ddim_step(schedule: Schedule, x_t: jax.Array, t: jax.Array, s: jax.Array,
   """
   _check_ddim(schedule, eta, noise is not None)
   _check_inputs(schedule, x_t, "x_t")
+  check_timesteps(t, schedule.num_timesteps, "t")
+  check_timesteps(s, schedule.num_timesteps, "s", lowest=-1)
+  if noise_lib.is_concrete(t) and noise_lib.is_concrete(s) and np.any(
+      np.asarray(s) >= np.asarray(t)):
+    raise ValueError(f"ddim_step needs s < t (it steps towards the data); got t={t}, s={s}.")
   size = tuple(x_t.shape[1:3])
   to, back = working_domain(schedule, *size)
   z = None if (noise is None or float(eta) == 0) else to(noise)
@@ -348,7 +390,7 @@ def ddim_step(schedule: Schedule, x_t: jax.Array, t: jax.Array, s: jax.Array,
 
 
 __all__ = [
-    "OBJECTIVES", "ancestral_update", "ddim_step", "ddim_update", "working_domain", "forward_noise", "loss_per_example", "posterior_mean_variance",
+    "OBJECTIVES", "ancestral_update", "check_timesteps", "ddim_step", "ddim_update", "working_domain", "forward_noise", "loss_per_example", "posterior_mean_variance",
     "predict_eps_and_x0", "prior_sample", "q_sample", "reverse_step", "training_target",
     "x0_from_eps",
 ]

@@ -27,18 +27,26 @@ def is_concrete(x) -> bool:
 
 
 def check_spectrum(spectrum, height: int, width: int, name: str = "spectrum",
-                   rtol: float = 1e-5) -> None:
+                   rtol: float = 1e-5, channels: bool | None = None) -> None:
   """Raises a ValueError unless ``spectrum`` is a valid noise spectrum.
 
   Valid: shape ``[..., H, Wr]`` or ``[..., H, Wr, C]`` matching the image, finite,
   strictly positive, and symmetric ``S(k) = S(-k)`` on the self-conjugate rfft columns
   (column 0 and, for even ``W``, the Nyquist column), so that the noise is real with
   covariance exactly ``F^-1 diag(S) F``. Traced values are checked for shape only.
+  ``channels``: True for a ``[H, Wr, C]`` layout, False for ``[..., H, Wr]``, None to
+  infer it (``[..., H, Wr]`` first; pass it when ``H = W // 2 + 1 = C`` makes the
+  layouts look alike).
+
+  The image width cannot be recovered from the rfft grid (``W = 8`` and ``W = 9`` both
+  give 5 columns); only the symmetry of the Nyquist column, required for even ``W``,
+  can betray a wrong width.
   """
   shape = tuple(getattr(spectrum, "shape", ()))
   cols = spectra.rfft_width(width)
-  grid_ok = len(shape) >= 2 and shape[-2:] == (height, cols)
-  chan_ok = len(shape) >= 3 and shape[-3:-1] == (height, cols)
+  grid_ok = len(shape) >= 2 and shape[-2:] == (height, cols) and channels is not True
+  chan_ok = (len(shape) >= 3 and shape[-3:-1] == (height, cols) and channels is not False
+             and not grid_ok)
   if not (grid_ok or chan_ok):
     raise ValueError(
         f"{name} must live on the rfft grid [H, W//2+1] = [{height}, {cols}] (optionally"
@@ -78,7 +86,19 @@ def symmetrize(spectrum: np.ndarray, width: int) -> np.ndarray:
 
 
 def normalize_spectrum(spectrum, width: int):
-  """Rescales ``[..., H, Wr]`` so that its mean over the full ``H x W`` grid is 1."""
+  """Rescales ``[..., H, Wr]`` so that its mean over the full ``H x W`` grid is 1.
+
+  ``width`` is the image width ``W`` (not the rfft width): it decides whether the last
+  rfft column is counted once (even ``W``, the Nyquist column) or twice. Concrete
+  spectra are checked with :func:`check_spectrum` first (shape, positivity, symmetry).
+  """
+  shape = tuple(np.shape(spectrum))
+  if len(shape) < 2:
+    raise ValueError(f"spectrum must be [..., H, W//2+1]; got shape {shape}.")
+  if shape[-1] != spectra.rfft_width(width):
+    raise ValueError(f"spectrum has {shape[-1]} rfft columns, but width={width} gives"
+                     f" {spectra.rfft_width(width)}: pass the image width W.")
+  check_spectrum(spectrum, shape[-2], width, channels=False)
   return spectrum / spectra.grid_mean(spectrum, width)[..., None, None]
 
 
@@ -99,8 +119,14 @@ def apply_sqrt_spectrum(x: jax.Array, sqrt_spectrum: jax.Array) -> jax.Array:
 
 
 def _as_channel_grid(spectrum: jax.Array, height: int, cols: int) -> jax.Array:
-  """``[H, Wr]`` -> ``[H, Wr, 1]``; ``[H, Wr, C]`` unchanged."""
-  return spectrum[..., None] if spectrum.shape[-2:] == (height, cols) else spectrum
+  """``[H, Wr]`` -> ``[H, Wr, 1]``; ``[H, Wr, C]`` unchanged (decided by ``ndim``, so
+  that ``H = W // 2 + 1 = C`` is not ambiguous)."""
+  if spectrum.ndim == 2:
+    return spectrum[..., None]
+  if spectrum.ndim == 3 and spectrum.shape[:2] == (height, cols):
+    return spectrum
+  raise ValueError(f"spectrum must be [H, Wr] = [{height}, {cols}] or [H, Wr, C]; got shape"
+                   f" {tuple(spectrum.shape)}.")
 
 
 def colored_noise(key: jax.Array, shape, spectrum, dtype=jnp.float32) -> jax.Array:
@@ -111,7 +137,10 @@ def colored_noise(key: jax.Array, shape, spectrum, dtype=jnp.float32) -> jax.Arr
     shape: ``(B, H, W, C)``.
     spectrum: ``S`` on the rfft grid, ``[H, Wr]`` (shared by the channels) or
       ``[H, Wr, C]``; positive, symmetric. Used as given (normalise it first with
-      :func:`normalize_spectrum` for unit mean power).
+      :func:`normalize_spectrum` for unit mean power). Concrete spectra are checked;
+      a traced (inside ``jit``) spectrum that is not symmetric on the self-conjugate
+      columns is *not* caught, and the real part of the irfft then gives those
+      frequencies the variance ``((sqrt S(k) + sqrt S(-k)) / 2)^2``, not ``S(k)``.
     dtype: float dtype of the result.
   Returns:
     ``[B, H, W, C]`` real noise; per coefficient ``E|F eta(k)|^2 = S(k)``.
@@ -119,7 +148,11 @@ def colored_noise(key: jax.Array, shape, spectrum, dtype=jnp.float32) -> jax.Arr
   if len(shape) != 4:
     raise ValueError(f"shape must be (B, H, W, C), got {tuple(shape)}.")
   height, width = int(shape[1]), int(shape[2])
-  check_spectrum(spectrum, height, width)
+  ndim = len(np.shape(spectrum))
+  if ndim == 3 and np.shape(spectrum)[-1] != int(shape[3]):
+    raise ValueError(f"a per-channel spectrum [H, Wr, C] has C = {np.shape(spectrum)[-1]}, but"
+                     f" shape has {shape[3]} channels.")
+  check_spectrum(spectrum, height, width, channels=ndim == 3)
   eps = jax.random.normal(key, shape, dtype)
   s = _as_channel_grid(jnp.asarray(spectrum), height, spectra.rfft_width(width))
   return apply_sqrt_spectrum(eps, jnp.sqrt(s))

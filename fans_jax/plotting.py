@@ -22,7 +22,9 @@ Images are ``[N, H, W, C]`` (or ``[H, W, C]`` for one), ``uint8`` or floats in
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import os
 import textwrap
 from typing import Any, Mapping, Sequence
@@ -67,13 +69,27 @@ FREQ_LABEL = "spatial frequency $|k|$ (cycles / pixel)"
 # ----------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _quiet_font_subsetting():
+  """Raises the ``fontTools`` logger to WARNING while a figure is saved: embedding a
+  font in a PDF logs one INFO line per subsetted table ("glyf subsetted in 0.001s"),
+  which under absl's INFO logging buried every other line of launch/evaluate.py."""
+  logger = logging.getLogger("fontTools")
+  level = logger.level
+  logger.setLevel(max(level, logging.WARNING))
+  try:
+    yield
+  finally:
+    logger.setLevel(level)
+
+
 def save_figure(fig: Figure, path: str | os.PathLike, formats: Sequence[str] = ("png", "pdf")
                 ) -> list[str]:
   """Writes ``fig`` as ``<path without suffix>.<fmt>`` for each format; returns the paths."""
   base, _ = os.path.splitext(os.fspath(path))
   os.makedirs(os.path.dirname(base) or ".", exist_ok=True)
   written = []
-  with matplotlib.rc_context(PAPER_RC):
+  with matplotlib.rc_context(PAPER_RC), _quiet_font_subsetting():
     for fmt in formats:
       out = f"{base}.{fmt}"
       fig.savefig(out, format=fmt, bbox_inches="tight", pad_inches=0.02)

@@ -5,7 +5,8 @@ Example::
     from fans_jax import sampling
     run = sampling.load_run("workdirs/pltb_fans_tiny")      # latest step, EMA weights
     images = sampling.generate(run, 64, sampler="ddim", num_steps=50, seed=0)
-    # float32 [64, H, W, C] in model units ([-1, 1] is the data range; not clipped)
+    # float32 [64, H, W, C] in model units ([-1, 1] is the data range); the predicted
+    # x0 is clipped to [-1, 1] at every step (DDPM's default; clip_x0=False turns it off)
 
 Reproducibility: sample ``i`` is drawn with the key ``fold_in(key(seed), i)``, so
 the same seed gives the same images whatever the batch size or the number of
@@ -30,7 +31,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from tqdm import auto as tqdm
 
-from fans_jax import checkpointing, models, samplers, schedules
+from fans_jax import checkpointing, models, sample_files, samplers, schedules
 from fans_jax.utils import experiment
 
 CONFIG_FILE = "config.json"
@@ -173,7 +174,7 @@ def default_batch_size(num_samples: int, num_devices: int, max_batch: int = 256)
 
 def generate(run: Run, num_samples: int, *, sampler: str = "ddpm", num_steps: int | None = None,
              eta: float = 0.0, seed: int = 0, batch_size: int | None = None,
-             progress: bool = True, clip_x0: bool = False) -> np.ndarray:
+             progress: bool = True, clip_x0: bool = True) -> np.ndarray:
   """Draws ``num_samples`` images from ``run``'s EMA model.
 
   Args:
@@ -186,9 +187,10 @@ def generate(run: Run, num_samples: int, *, sampler: str = "ddpm", num_steps: in
     batch_size: images per jitted call, a multiple of the local device count
       (default: up to 256).
     progress: a progress bar over batches (tqdm, stderr).
-    clip_x0: clip the predicted ``x0`` to [-1, 1] at every step.
+    clip_x0: clip the predicted ``x0`` to [-1, 1] at every step (default, as Ho et
+      al.'s sampler; False for research on the unclipped reverse process).
   Returns:
-    ``float32 [N, H, W, C]`` in model units (not clipped).
+    ``float32 [N, H, W, C]`` in model units (the final samples are not clipped).
   """
   samplers.check_sampler(sampler)
   if int(num_samples) < 1:
@@ -213,5 +215,14 @@ def generate(run: Run, num_samples: int, *, sampler: str = "ddpm", num_steps: in
   return out
 
 
-__all__ = ["Run", "default_batch_size", "generate", "load_run", "local_mesh",
+def generate_with(run: Run, num_samples: int, settings: sample_files.SamplerSettings,
+                  batch_size: int | None = None, progress: bool = True) -> np.ndarray:
+  """:func:`generate` with a :class:`fans_jax.sample_files.SamplerSettings`."""
+  s = settings.resolved(run.schedule.num_timesteps)
+  return generate(run, num_samples, sampler=s.sampler,
+                  num_steps=s.num_steps if s.sampler == "ddim" else None, eta=s.eta,
+                  seed=s.seed, batch_size=batch_size, progress=progress, clip_x0=s.clip_x0)
+
+
+__all__ = ["Run", "default_batch_size", "generate", "generate_with", "load_run", "local_mesh",
            "make_model_fn", "make_sample_fn", "read_config"]

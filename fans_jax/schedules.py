@@ -156,19 +156,21 @@ def _check_positive(name: str, value: float) -> float:
 
 
 def base_spectrum(ctx: SpectrumContext, family: str, mode: str = "radial",
-                  floor: float = 1e-6, max_ratio: float | None = 1e3,
-                  num_bands: int = 8, dc: str = "nearest") -> np.ndarray:
+                  floor: float = 1e-6, num_bands: int = 8, dc: str = "nearest") -> np.ndarray:
   """The dataset spectrum the FANS families shape noise with, ``[H, Wr]`` (NumPy).
 
   Args:
     mode: ``"radial"``: the radial profile of ``Pbar`` mapped back onto the grid
       (isotropic, smooth); ``"band"``: ``pi_b / |B_b|`` inside band ``b`` (linear
-      bands, DC joins band 0); ``"grid"``: ``Pbar`` itself (symmetrised).
+      bands with DC out, as the band powers of ``docs/method.md`` are defined; DC
+      then follows ``dc``); ``"grid"``: ``Pbar`` itself (symmetrised).
     floor: added as ``floor * mean(P)`` before anything else.
-    max_ratio: cap on ``max P / min P`` (the smallest values are raised); ``None``
-      for no cap. Method section 3: a cap of 1e3 keeps annealed paths valid.
-    dc: ``"nearest"`` gives DC the value of the lowest non-DC frequency (the PSD at
-      DC measures the mean brightness, not structure); ``"psd"`` keeps it.
+    dc: ``"nearest"`` gives DC the value of the lowest non-DC frequency (radial,
+      grid) or band 0's density (band): the PSD at DC measures the mean brightness,
+      not structure; ``"psd"`` keeps the PSD's own DC value (in band mode on the
+      scale of the band densities).
+  The dynamic-range cap is applied by the families to the final ``S`` (see
+  :func:`cap_dynamic_range`), not here.
   """
   height, width = ctx.height, ctx.width
   if dc not in ("nearest", "psd"):
@@ -180,35 +182,54 @@ def base_spectrum(ctx: SpectrumContext, family: str, mode: str = "radial",
     grid = spectra.profile_to_grid(np.asarray(freqs, np.float64),
                                    np.maximum(profile, profile.max() * 1e-30),
                                    height, width)
+    if dc == "nearest":
+      grid[0, 0] = profile[1]
   elif mode == "band":
-    spec = spectra.BandSpec(num_bands=num_bands, include_dc=True)
+    spec = band_mode_spec(num_bands)
     masks = spectra.band_masks(height, width, spec)
     sizes = spectra.band_sizes(height, width, spec)
+    mult = spectra.rfft_multiplicity(height, width)
+    total = float(np.sum(psd * mult * masks.sum(axis=0)))  # non-DC power
     if ctx.data_band_powers is not None and len(ctx.data_band_powers) == num_bands:
       pi = np.asarray(ctx.data_band_powers, np.float64)
     else:
-      pi = np.asarray(spectra.band_average(jnp.asarray(psd), spec, width)) * sizes
-      pi = pi / pi.sum()
+      pi = np.einsum("hw,bhw->b", psd * mult, masks) / total
     grid = np.einsum("b,bhw->hw", pi / sizes, masks)
+    grid[0, 0] = pi[0] / sizes[0] if dc == "nearest" else psd[0, 0] / total
   elif mode == "grid":
     grid = noise_lib.symmetrize(psd, width)
+    if dc == "nearest":
+      grid[0, 0] = profile[1]
   else:
     raise ValueError(f"mode={mode!r} is not 'radial', 'band' or 'grid'.")
-  if dc == "nearest" and mode != "band":
-    grid[0, 0] = profile[1]
   floor = float(floor)
   if not (math.isfinite(floor) and floor >= 0):
     raise ValueError(f"floor={floor} must be >= 0.")
   grid = grid + floor * grid.mean()
-  if max_ratio is not None:
-    ratio = _check_positive("max_ratio", max_ratio)
-    if ratio < 1:
-      raise ValueError(f"max_ratio={ratio} must be >= 1.")
-    grid = np.maximum(grid, grid.max() / ratio)
   if not (np.all(np.isfinite(grid)) and np.all(grid > 0)):
     raise ValueError(f"the dataset spectrum for {family!r} has zero or non-finite values;"
-                     " raise floor or set max_ratio.")
+                     " raise floor.")
   return grid
+
+
+def band_mode_spec(num_bands: int) -> spectra.BandSpec:
+  """The bands of ``mode="band"``: ``num_bands`` linear bands, DC in none of them."""
+  return spectra.BandSpec(num_bands=int(num_bands), include_dc=False)
+
+
+def cap_dynamic_range(spectrum: np.ndarray, max_ratio: float | None) -> np.ndarray:
+  """Raises the smallest values of each ``S_t`` so that ``max S_t / min S_t <= max_ratio``.
+
+  The cap is on the noise spectrum ``S`` itself (after any exponent ``gamma``), per
+  timestep; ``None`` means no cap. ``spectrum``: ``[Ts, H, Wr]``.
+  """
+  if max_ratio is None:
+    return spectrum
+  ratio = _check_positive("max_ratio", max_ratio)
+  if ratio < 1:
+    raise ValueError(f"max_ratio={ratio} must be >= 1 (or None for no cap).")
+  top = spectrum.max(axis=(-2, -1), keepdims=True)
+  return np.maximum(spectrum, top / ratio)
 
 
 def _checked_psd(psd, height: int, width: int) -> np.ndarray:
@@ -234,10 +255,11 @@ def matched_spectrum(ctx: SpectrumContext, gamma: float = 1.0, mode: str = "radi
                      floor: float = 1e-6, max_ratio: float | None = 1e3,
                      num_bands: int = 8, dc: str = "nearest") -> SpectrumFamilyOutput:
   """``S ∝ (Pbar + floor)^gamma``, constant in time. gamma = 1 is EqualSNR (every
-  frequency the same SNR), gamma = 0 is white."""
+  frequency the same SNR), gamma = 0 is white. ``max_ratio`` caps ``max S / min S``
+  (of ``S``, after the exponent; ``None``: no cap)."""
   gamma = _check_gamma("gamma", gamma)
-  base = base_spectrum(ctx, "matched", mode, floor, max_ratio, num_bands, dc)
-  return SpectrumFamilyOutput((base ** gamma)[None])
+  base = base_spectrum(ctx, "matched", mode, floor, num_bands, dc)
+  return SpectrumFamilyOutput(cap_dynamic_range((base ** gamma)[None], max_ratio))
 
 
 def gamma_path(u: np.ndarray, gamma_0: float, gamma_T: float, path: str = "linear",
@@ -272,14 +294,16 @@ def annealed_spectrum(ctx: SpectrumContext, gamma_T: float = 0.0, gamma_0: float
   starts coarse-to-fine as in DDPM, and EqualSNR at ``t = 0``, so the high
   frequencies catch up with the low ones at the end of sampling instead of being
   generated last and least. ``SNR_k(t) ∝ var_k^(1 - gamma(t))``: the path sets the
-  speed of the low-to-high sweep.
+  speed of the low-to-high sweep. ``max_ratio`` caps ``max S_t / min S_t`` at every
+  ``t`` (on ``S_t``, after the exponent; ``None``: no cap).
   """
   gamma_T = _check_gamma("gamma_T", gamma_T)
   gamma_0 = _check_gamma("gamma_0", gamma_0)
-  base = base_spectrum(ctx, "annealed", mode, floor, max_ratio, num_bands, dc)
+  base = base_spectrum(ctx, "annealed", mode, floor, num_bands, dc)
   gammas = gamma_path(ctx.time, gamma_0, gamma_T, path, sharpness)
   log_base = np.log(base / np.exp(np.mean(np.log(base))))
-  return SpectrumFamilyOutput(np.exp(gammas[:, None, None] * log_base[None]))
+  spectrum = np.exp(gammas[:, None, None] * log_base[None])
+  return SpectrumFamilyOutput(cap_dynamic_range(spectrum, max_ratio))
 
 
 @register_spectrum("band_annealed")
@@ -292,7 +316,8 @@ def band_annealed_spectrum(ctx: SpectrumContext, gamma: float = 1.0, num_bands: 
   ``w(b, t) = window_floor + exp(-(b - c(t))^2 / (2 window_width^2))`` with centre
   ``c(t) = (B - 1)(1 - t / (T - 1))``: the lowest band at the most noisy step, the
   highest at ``t = 0``. ``pi_b / |B_b|`` is the per-coefficient power density of
-  band ``b`` (linear bands, DC joins band 0, corners the last band).
+  band ``b`` (linear bands without DC, corners in the last band; DC takes band 0's
+  density and window). ``max_ratio`` caps ``max S_t / min S_t`` of the product.
   """
   gamma = _check_gamma("gamma", gamma)
   num_bands = int(num_bands)
@@ -302,44 +327,132 @@ def band_annealed_spectrum(ctx: SpectrumContext, gamma: float = 1.0, num_bands: 
   w_floor = float(window_floor)
   if not (math.isfinite(w_floor) and w_floor >= 0):
     raise ValueError(f"window_floor={window_floor} must be >= 0.")
-  base = base_spectrum(ctx, "band_annealed", "band", floor, max_ratio, num_bands, "nearest")
-  spec = spectra.BandSpec(num_bands=num_bands, include_dc=True)
-  masks = spectra.band_masks(ctx.height, ctx.width, spec)
+  base = base_spectrum(ctx, "band_annealed", "band", floor, num_bands, "nearest")
+  masks = spectra.band_masks(ctx.height, ctx.width, band_mode_spec(num_bands)).copy()
+  masks[0, 0, 0] = 1.0  # DC takes band 0's window (and has band 0's density in base)
   centre = (num_bands - 1) * (1.0 - ctx.time)
   bands = np.arange(num_bands, dtype=np.float64)
   window = w_floor + np.exp(-((bands[None] - centre[:, None]) ** 2) / (2 * width_b**2))
   window_grid = np.einsum("tb,bhw->thw", window, masks)
-  return SpectrumFamilyOutput((base ** gamma)[None] * window_grid)
+  return SpectrumFamilyOutput(cap_dynamic_range((base ** gamma)[None] * window_grid,
+                                                max_ratio))
+
+
+def _blog_band_power(ctx: SpectrumContext, spec: spectra.BandSpec, family: str) -> np.ndarray:
+  """Dataset band powers ``pibar_b`` on ``spec`` (given, or from the PSD), ``[B]``."""
+  num_bands = spec.num_bands
+  if ctx.data_band_powers is not None:
+    pibar = np.asarray(ctx.data_band_powers, np.float64)
+    if pibar.shape != (num_bands,):
+      raise ValueError(f"data_band_powers has shape {pibar.shape}; {family} needs ({num_bands},)"
+                       " for its bands (compute them with the same BandSpec).")
+    return pibar
+  psd = _checked_psd(ctx.require_psd(family), ctx.height, ctx.width)
+  masks = spectra.band_masks(ctx.height, ctx.width, spec)
+  per_band = np.einsum("hw,bhw->b", psd * spectra.rfft_multiplicity(ctx.height, ctx.width),
+                       masks)
+  return per_band / per_band.sum()
+
+
+def blog_band_weights(pibar: np.ndarray, u: np.ndarray, *, importance_exponent: float = 0.5,
+                      importance_eps: float = 1e-6, beta: float = 1.0, gamma: float = 1.0,
+                      phi: str = "linear", t_knee: float = 0.15, direction: str = "formula",
+                      time_convention: str = "flow", flat: np.ndarray | None = None
+                      ) -> np.ndarray:
+  """The published recipe's band weights ``w_b(t)``, ``[T, B]`` (rows sum to 1).
+
+  Args:
+    pibar: ``[B]`` dataset band powers.
+    u: ``[T]`` ``t / (T - 1)`` (0: least noisy step).
+    importance_exponent, importance_eps: ``g_b = (pibar_b + eps)^-a / mean(...)``.
+    beta, gamma: ``w_b = softmax_b(beta g_b - gamma r(tau) b / (B - 1))``.
+    phi: the ramp: ``linear`` (``phi(tau) = tau``) or ``sigmoid``
+      (``sigmoid(6 (tau - 0.5))``).
+    t_knee: the guardrail: for ``tau < t_knee`` the weights are blended towards
+      ``flat``, ``(1 - m) flat + m w`` with ``m = tau / t_knee`` (all ``flat`` at
+      ``tau = 0``, pure softmax from ``tau = t_knee`` on), as in the method's
+      description ("mixes in 1/B below t_knee"). 0 turns it off.
+    direction: ``"formula"``: ``r = phi(tau)`` as the post's formula is written,
+      which penalises the high bands most at the clean end, so the noise favours
+      high bands near pure noise and low bands near the data; ``"text"``:
+      ``r = 1 - phi(tau)``, what the post's text says (low bands favoured early in
+      generation, i.e. near pure noise, high bands late).
+    time_convention: ``"flow"``: ``tau = 1 - u`` (``tau = 0`` is pure noise, the
+      post's convention); ``"ddpm"``: ``tau = u``. This only relabels time; it moves
+      the guardrail and the ramp together.
+    flat: ``[B]`` the guardrail's weights (default ``1 / B``).
+  """
+  num_bands = int(pibar.shape[0])
+  a = _check_gamma("importance_exponent", importance_exponent)
+  g = (np.asarray(pibar, np.float64) + float(importance_eps)) ** (-a)
+  g = g / g.mean()
+  if time_convention == "flow":
+    tau = 1.0 - u
+  elif time_convention == "ddpm":
+    tau = u
+  else:
+    raise ValueError(f"time_convention={time_convention!r} is not 'flow' or 'ddpm'.")
+  if phi == "linear":
+    ramp = tau
+  elif phi == "sigmoid":
+    ramp = 1 / (1 + np.exp(-6 * (tau - 0.5)))
+  else:
+    raise ValueError(f"phi={phi!r} is not 'linear' or 'sigmoid'.")
+  if direction == "text":
+    ramp = 1.0 - ramp
+  elif direction != "formula":
+    raise ValueError(f"direction={direction!r} is not 'formula' (as the post's formula is"
+                     " written) or 'text' (as its text describes).")
+  if not 0 <= float(t_knee) < 1:
+    raise ValueError(f"t_knee={t_knee} must lie in [0, 1).")
+  lam = np.arange(num_bands) / (num_bands - 1)
+  logits = float(beta) * g[None] - float(gamma) * ramp[:, None] * lam[None]
+  w = np.exp(logits - logits.max(axis=1, keepdims=True))
+  w = w / w.sum(axis=1, keepdims=True)
+  flat = np.full(num_bands, 1.0 / num_bands) if flat is None else np.asarray(flat, np.float64)
+  if float(t_knee) > 0:
+    mix = np.clip(tau / float(t_knee), 0.0, 1.0)[:, None]
+    w = (1 - mix) * flat[None] + mix * w
+  return w
+
+
+def _blog_masks(ctx: SpectrumContext, spec: spectra.BandSpec):
+  """Band masks with DC joined to band 0 ``[B, H, Wr]`` and full-grid band sizes ``[B]``."""
+  masks = spectra.band_masks(ctx.height, ctx.width, spec).copy()
+  masks[0, 0, 0] = 1.0
+  sizes = (masks * spectra.rfft_multiplicity(ctx.height, ctx.width)).sum(axis=(1, 2))
+  return masks, sizes
 
 
 @register_spectrum("blog")
 def blog_spectrum(ctx: SpectrumContext, num_bands: int = 8, f_min: float | None = None,
                   importance_exponent: float = 0.5, importance_eps: float = 1e-6,
                   beta: float = 1.0, gamma: float = 1.0, phi: str = "linear",
-                  t_knee: float = 0.15, standardize: bool = True,
+                  t_knee: float = 0.15, standardize: bool = False,
                   time_convention: str = "flow", guardrail: str = "uniform",
-                  ) -> SpectrumFamilyOutput:
-  """The published FANS recipe (ICLR 2026 blog post; method section 9).
+                  direction: str = "formula") -> SpectrumFamilyOutput:
+  """The published FANS recipe (ICLR 2026 blog post; ``docs/method.md``, "The published
+  variant").
 
   * B linear bands from ``f_min`` (default: the lowest non-DC frequency) to 0.5;
     dataset band powers ``pibar_b`` of mean-removed images.
-  * ``g_b = (pibar_b + eps)^-a / mean_b'((pibar_b' + eps)^-a)``.
-  * ``w_b(tau) = softmax_b(beta g_b - gamma phi(tau) b / (B - 1))``; ``phi`` linear
-    (``tau``) or sigmoid (``sigmoid(6 (tau - 0.5))``).
-  * "White" guardrail: ``w = 1/B`` for ``tau < t_knee``, then a linear blend
-    ``(1 - m) / B + m w`` with ``m = (tau - t_knee) / (1 - t_knee)``. As published
-    (``guardrail="uniform"``) equal band weights are *not* white noise, since bands
-    hold different numbers of coefficients; ``guardrail="white"`` blends with
-    ``|B_b| / HW`` instead, which is white.
+  * Band weights ``w_b(t)`` of :func:`blog_band_weights`: importance
+    ``g_b = (pibar_b + eps)^-a / mean``, ``softmax_b(beta g_b - gamma phi(tau) b/(B-1))``,
+    the guardrail blended in below ``t_knee`` (``guardrail="uniform"``: ``1/B`` as
+    published, which is *not* white since bands hold different numbers of
+    coefficients; ``"white"``: ``|B_b| / HW``, which is), ``direction`` as the
+    formula is written (default) or as the text describes.
   * Per-coefficient variance ``w_b H W / |B_b|``.
-  * ``standardize``: each sample and channel of the noise rescaled to mean 0,
-    variance 1, as published. That noise is *not* exactly Gaussian and its
-    covariance is not ``F^-1 diag(S) F``; the schedule is marked ``gaussian=False``.
-
-  The post's time ``tau`` runs in [0, 1]; its guardrail text ("at very small t ...
-  nearly pure noise") puts noise at ``tau = 0``, the flow-matching convention, so by
-  default ``tau = 1 - t / (T - 1)`` (``time_convention="flow"``); ``"ddpm"`` uses
-  ``tau = t / (T - 1)``.
+  * ``standardize=False`` (default): exactly Gaussian noise with covariance
+    ``F^-1 diag(S_t) F``, DC included (it joins band 0), so the forward process
+    noises every frequency and the sampler's posterior is exact.
+    ``standardize=True``: as published, each noise draw is rescaled per sample and
+    channel to mean 0, variance 1. That noise is *not* Gaussian (the schedule is
+    marked ``gaussian=False``) and never reaches DC: the forward process leaves
+    each image's mean untouched, so the samplers add no noise at DC either
+    (:func:`fans_jax.diffusion.ancestral_update`), and every sample then has
+    the prior's per-channel mean 0: this variant cannot generate the images' mean
+    brightness.
 
   Differences from the post, deliberate: ``|B_b|`` counts full-grid coefficients (the
   post's rfft count halves the interior columns); DC joins the first band and the
@@ -349,54 +462,63 @@ def blog_spectrum(ctx: SpectrumContext, num_bands: int = 8, f_min: float | None 
   num_bands = int(num_bands)
   if num_bands < 2:
     raise ValueError(f"num_bands={num_bands} must be >= 2 for blog.")
-  if not 0 <= float(t_knee) < 1:
-    raise ValueError(f"t_knee={t_knee} must lie in [0, 1).")
-  height, width = ctx.height, ctx.width
   spec = spectra.BandSpec(num_bands=num_bands, f_min=f_min, f_max=0.5)
-  masks = spectra.band_masks(height, width, spec)
-  if ctx.data_band_powers is not None:
-    pibar = np.asarray(ctx.data_band_powers, np.float64)
-    if pibar.shape != (num_bands,):
-      raise ValueError(f"data_band_powers has shape {pibar.shape}; blog needs ({num_bands},)"
-                       " for its bands (compute them with the same BandSpec).")
-  else:
-    psd = ctx.require_psd("blog")
-    per_band = np.einsum("hw,bhw->b", psd * spectra.rfft_multiplicity(height, width), masks)
-    pibar = per_band / per_band.sum()
-  a = _check_gamma("importance_exponent", importance_exponent)
-  g = (pibar + importance_eps) ** (-a)
-  g = g / g.mean()
-  if time_convention == "flow":
-    tau = 1.0 - ctx.time
-  elif time_convention == "ddpm":
-    tau = ctx.time
-  else:
-    raise ValueError(f"time_convention={time_convention!r} is not 'flow' or 'ddpm'.")
-  if phi == "linear":
-    ramp = tau
-  elif phi == "sigmoid":
-    ramp = 1 / (1 + np.exp(-6 * (tau - 0.5)))
-  else:
-    raise ValueError(f"phi={phi!r} is not 'linear' or 'sigmoid'.")
-  lam = np.arange(num_bands) / (num_bands - 1)
-  logits = beta * g[None] - gamma * ramp[:, None] * lam[None]
-  w = np.exp(logits - logits.max(axis=1, keepdims=True))
-  w = w / w.sum(axis=1, keepdims=True)
-  # DC joins band 0; corners beyond f_max already join the last band (BandSpec).
-  masks_dc = masks.copy()
-  masks_dc[0, 0, 0] = 1.0
-  sizes = (masks_dc * spectra.rfft_multiplicity(height, width)).sum(axis=(1, 2))
+  pibar = _blog_band_power(ctx, spec, "blog")
+  masks, sizes = _blog_masks(ctx, spec)
   if guardrail == "uniform":
     flat = np.full(num_bands, 1.0 / num_bands)
   elif guardrail == "white":
     flat = sizes / sizes.sum()
   else:
     raise ValueError(f"guardrail={guardrail!r} is not 'uniform' (published) or 'white'.")
-  mix = np.clip((tau - t_knee) / (1 - t_knee), 0.0, 1.0)[:, None]
-  w = (1 - mix) * flat[None] + mix * w
-  density = w * (height * width) / sizes[None]
-  spectrum = np.einsum("tb,bhw->thw", density, masks_dc)
+  w = blog_band_weights(pibar, ctx.time, importance_exponent=importance_exponent,
+                        importance_eps=importance_eps, beta=beta, gamma=gamma, phi=phi,
+                        t_knee=t_knee, direction=direction, time_convention=time_convention,
+                        flat=flat)
+  density = w * (ctx.height * ctx.width) / sizes[None]
+  spectrum = np.einsum("tb,bhw->thw", density, masks)
   return SpectrumFamilyOutput(spectrum, gaussian=not standardize, standardize=bool(standardize))
+
+
+@register_spectrum("blog_corrected")
+def blog_corrected_spectrum(ctx: SpectrumContext, num_bands: int = 8,
+                            f_min: float | None = None, importance_exponent: float = 0.5,
+                            importance_eps: float = 1e-6, beta: float = 1.0,
+                            gamma: float = 1.0, phi: str = "linear", t_knee: float = 0.15,
+                            max_ratio: float | None = 1e3) -> SpectrumFamilyOutput:
+  """The published recipe with its known flaws fixed (``docs/method.md``).
+
+  The same bands, importance and softmax as :func:`blog_spectrum`, but
+
+  * the guardrail is white noise (weights ``|B_b| / HW``, i.e. ``S = 1``), not ``1/B``;
+  * the direction is what the post's text describes (``direction="text"``): low bands
+    favoured near pure noise, high bands near the data;
+  * no per-sample standardisation: exactly Gaussian noise, DC included, so the
+    per-frequency posterior of the samplers is exact;
+  * ``max S_t / min S_t`` capped at ``max_ratio`` (``None``: no cap); the forward-chain
+    validity is checked by :func:`make_schedule` like every family's.
+  """
+  num_bands = int(num_bands)
+  if num_bands < 2:
+    raise ValueError(f"num_bands={num_bands} must be >= 2 for blog_corrected.")
+  spec = spectra.BandSpec(num_bands=num_bands, f_min=f_min, f_max=0.5)
+  pibar = _blog_band_power(ctx, spec, "blog_corrected")
+  masks, sizes = _blog_masks(ctx, spec)
+  w = blog_band_weights(pibar, ctx.time, importance_exponent=importance_exponent,
+                        importance_eps=importance_eps, beta=beta, gamma=gamma, phi=phi,
+                        t_knee=0.0, direction="text", time_convention="flow")
+  density = w * (ctx.height * ctx.width) / sizes[None]
+  spectrum = cap_dynamic_range(np.einsum("tb,bhw->thw", density, masks), max_ratio)
+  spectrum = spectrum / np.asarray(spectra.grid_mean(spectrum, ctx.width))[:, None, None]
+  # The white guardrail, blended geometrically: S_t^m with m = min(tau / t_knee, 1), so
+  # log S_t moves at a bounded rate (a linear blend of the weights moves log S fastest
+  # where S is smallest, which breaks the forward chain right next to pure noise).
+  if not 0 <= float(t_knee) < 1:
+    raise ValueError(f"t_knee={t_knee} must lie in [0, 1).")
+  if float(t_knee) > 0:
+    mix = np.clip((1.0 - ctx.time) / float(t_knee), 0.0, 1.0)[:, None, None]
+    spectrum = spectrum ** mix
+  return SpectrumFamilyOutput(spectrum)
 
 
 # ----------------------------------------------------------------------------------
@@ -592,7 +714,8 @@ def make_schedule(name: str = "white", num_timesteps: int = 1000,
 
 
 __all__ = [
-    "Schedule", "SpectrumContext", "SpectrumFamilyOutput", "base_spectrum",
+    "Schedule", "SpectrumContext", "SpectrumFamilyOutput", "band_mode_spec", "base_spectrum",
+    "blog_band_weights", "cap_dynamic_range",
     "beta_schedule_names", "gamma_path", "log_snr", "make_betas", "make_schedule",
     "noise_log_snr", "register_beta_schedule", "register_spectrum", "spectrum_family_names",
 ]

@@ -260,6 +260,16 @@ def fit_power_law(freqs, profile, f_lo: float | None = None,
         f"only {int(mask.sum())} bin(s) between f_lo={lo:.4g} and f_hi={f_hi:.4g};"
         " a power-law fit needs at least 2.")
   profile = jnp.asarray(profile)
+  if not isinstance(profile, jax.core.Tracer):
+    fitted = np.asarray(profile)[..., mask]
+    bad = ~(np.isfinite(fitted) & (fitted > 0))
+    if np.any(bad):
+      j = int(np.argwhere(bad)[0][-1])
+      raise ValueError(
+          f"the power-law fit needs positive, finite power in every bin it uses; the bin at"
+          f" f={freqs_np[mask][j]:.4g} cycles/px holds {fitted.reshape(-1, fitted.shape[-1])[:, j].min():.4g}"
+          " (constant or degenerate images?). Narrow the fit range (f_lo, f_hi) or check the"
+          " data.")
   x = jnp.asarray(np.log(freqs_np[mask]), dtype=jnp.result_type(profile, jnp.float32))
   y = jnp.log(profile[..., mask])
   xc = x - jnp.mean(x)
@@ -367,6 +377,10 @@ def image_band_powers(images: jax.Array, num_bands: int = 8, spec: BandSpec | No
   ``pi_{i,b} = sum_{k in b} P_i(k) / sum_{k in any band} P_i(k)``, each sum over the
   full grid (interior rfft columns counted twice), channel-mean power. With DC
   excluded (the default) the mean of the image does not matter.
+
+  An image with no power in any band (a constant image, DC excluded) has no band
+  distribution: concrete input raises a ValueError naming it; inside ``jit`` its row
+  is NaN.
   """
   spec = spec if spec is not None else BandSpec(num_bands=num_bands, **kwargs)
   power = power_spectrum(images)
@@ -374,7 +388,12 @@ def image_band_powers(images: jax.Array, num_bands: int = 8, spec: BandSpec | No
   weights = band_masks(height, width, spec) * rfft_multiplicity(height, width)
   per_band = jnp.einsum("nhw,bhw->nb", power, jnp.asarray(weights, power.dtype))
   total = jnp.sum(per_band, axis=-1, keepdims=True)
-  return per_band / jnp.where(total > 0, total, 1.0)
+  if not isinstance(total, jax.core.Tracer):
+    empty = np.nonzero(np.asarray(total)[:, 0] <= 0)[0]
+    if empty.size:
+      raise ValueError(f"image {int(empty[0])} (of {empty.size} such) has no power in any band"
+                       f" of {spec}: a constant image has no band-power distribution.")
+  return per_band / jnp.where(total > 0, total, jnp.nan)
 
 
 def band_powers(images: jax.Array, num_bands: int = 8, spec: BandSpec | None = None,

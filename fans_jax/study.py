@@ -51,7 +51,7 @@ import numpy as np
 from absl import logging
 
 import fans_jax.data as data
-from fans_jax import checkpointing, samplers, sampling, train
+from fans_jax import checkpointing, sample_files, samplers, sampling, train
 from fans_jax.metrics import evaluation
 from fans_jax.metrics import features as features_lib
 from fans_jax.metrics import frechet
@@ -359,14 +359,12 @@ def _checkpoint_step(workdir: pathlib.Path) -> int:
   return int(max(steps)) if steps else 0
 
 
-def _sample_metadata(study, spec: RunSpec, run) -> dict:
+def sampler_settings(study, spec: RunSpec) -> sample_files.SamplerSettings:
+  """The study's sampler for run ``spec`` (seed ``evaluation.seed + training seed``)."""
   ev = study.evaluation
-  steps = int(ev.num_steps) or int(run.schedule.num_timesteps)
-  if str(ev.sampler) == "ddpm":
-    steps = int(run.schedule.num_timesteps)  # ancestral: always every step
-  return {"sampler": str(ev.sampler), "num_steps": steps, "eta": float(ev.eta),
-          "seed": sample_seed(study, spec), "num_samples": int(ev.num_samples),
-          "clip_x0": bool(ev.clip_x0), "step": int(run.step)}
+  return sample_files.SamplerSettings(sampler=str(ev.sampler), num_steps=int(ev.num_steps) or None,
+                                      eta=float(ev.eta), clip_x0=bool(ev.clip_x0),
+                                      seed=sample_seed(study, spec))
 
 
 def draw_samples(study, spec: RunSpec, run, workdir: pathlib.Path
@@ -378,32 +376,27 @@ def draw_samples(study, spec: RunSpec, run, workdir: pathlib.Path
     ``(SampleSet with images float32 [N, H, W, C] in [-1, 1] after uint8
     quantisation, reused)``.
   """
-  meta = _sample_metadata(study, spec, run)
+  settings = sampler_settings(study, spec).resolved(run.schedule.num_timesteps)
+  num = int(study.evaluation.num_samples)
   path = workdir / SAMPLES_FILE
   if path.exists():
-    with np.load(path, allow_pickle=False) as saved:
-      if "metadata" in saved.files and json.loads(str(saved["metadata"])) == meta:
-        images = np.asarray(saved["images"])
-        logging.info("%s: reusing %d samples from %s", spec.name, len(images), path)
-        return _sample_set(images, meta), True
-  images = sampling.generate(
-      run, meta["num_samples"], sampler=meta["sampler"],
-      num_steps=meta["num_steps"] if meta["sampler"] == "ddim" else None, eta=meta["eta"],
-      seed=meta["seed"], batch_size=int(study.evaluation.batch_size) or None, progress=False,
-      clip_x0=meta["clip_x0"])
+    try:
+      saved = sample_files.read_samples(path)
+    except ValueError as e:
+      logging.warning("%s: cannot read %s (%s); sampling again", spec.name, path, e)
+    else:
+      if (saved.settings == settings and saved.info.get("step") == int(run.step)
+          and len(saved.images) == num):
+        logging.info("%s: reusing %d samples from %s", spec.name, num, path)
+        return evaluation.SampleSet(evaluation.quantize(saved.images), settings,
+                                    SAMPLES_FILE), True
+  images = sampling.generate_with(run, num, settings,
+                                  batch_size=int(study.evaluation.batch_size) or None,
+                                  progress=False)
   images = features_lib.images_to_uint8(images)
   if study.save_samples:
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.npz")
-    np.savez_compressed(tmp, images=images, metadata=json.dumps(meta), sampler=meta["sampler"],
-                        num_steps=meta["num_steps"], seed=meta["seed"], eta=meta["eta"])
-    os.replace(tmp, path)
-  return _sample_set(images, meta), False
-
-
-def _sample_set(images_uint8: np.ndarray, meta: dict) -> evaluation.SampleSet:
-  return evaluation.SampleSet(images=evaluation.quantize(images_uint8), sampler=meta["sampler"],
-                              num_steps=meta["num_steps"], seed=meta["seed"], eta=meta["eta"],
-                              source=SAMPLES_FILE)
+    sample_files.write_samples(path, images, settings, step=int(run.step), run=spec.name)
+  return evaluation.SampleSet(evaluation.quantize(images), settings, SAMPLES_FILE), False
 
 
 def _public_row(row: dict, outdir, spec: RunSpec) -> dict:

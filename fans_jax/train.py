@@ -16,9 +16,10 @@ CPU, one GPU or every host of a TPU pod slice:
 
 Around the step: Orbax checkpoints (state, EMA, RNG key, step and the data iterator
 position; see :mod:`fans_jax.checkpointing`), SIGTERM (preemption) saves and exits,
-a NaN/Inf loss stops training before anything is saved after it, clu metric writers
-(TensorBoard and the console, process 0), periodic sample grids with the samples'
-spectral slope. The library reads no flags: ``launch/train.py`` parses them and
+a NaN/Inf loss stops training before anything is saved after it, metric writers
+(:mod:`fans_jax.utils.metric_writers`: the console, and TensorBoard event files
+through tensorboardX on process 0, no TensorFlow), periodic sample grids with the
+samples' spectral slope. The library reads no flags: ``launch/train.py`` parses them and
 calls :func:`train_and_evaluate`.
 """
 
@@ -28,6 +29,8 @@ import contextlib
 import dataclasses
 import functools
 import json
+import math
+import numbers
 import platform
 import signal
 import sys
@@ -45,7 +48,6 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 from absl import logging
-from clu import metric_writers, periodic_actions
 from flax import nnx
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
@@ -55,6 +57,8 @@ from fans_jax import (checkpointing, data, diffusion, models, samplers, sampling
 from fans_jax.utils import config as config_utils
 from fans_jax.utils import experiment
 from fans_jax.utils import images as image_utils
+from fans_jax.utils import lock as lock_lib
+from fans_jax.utils import metric_writers
 
 # The schedule of a config (re-exported: it lives in utils.experiment, shared with
 # sampling).
@@ -62,7 +66,7 @@ schedule_from_config = experiment.schedule_from_config
 
 CONFIG_SECTIONS = ("data", "model", "noise", "optim", "train", "sample", "eval", "debug")
 # Data options that may differ between machines without changing the data.
-_DATA_LOCAL_KEYS = ("data_dir", "tfds_data_dir", "verify_checksums", "tfds_download")
+_DATA_LOCAL_KEYS = experiment.DATA_LOCAL_KEYS
 # Training options that define the run (the rest of config.train may change on resume).
 _TRAIN_RUN_KEYS = ("seed", "batch_size", "ema_decay")
 
@@ -127,7 +131,21 @@ class SampleConfig:
   num_steps: int = 50
   eta: float = 0.0
   seed: int = 0
-  clip_x0: bool = False
+  clip_x0: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+  """``config.eval``: the defaults of evaluation (``fans_jax.metrics.evaluation``):
+  samples, sampler, steps (0: T), DDIM eta, batch size (0: automatic), seed, and
+  whether the predicted x0 is clipped to [-1, 1] at every step (default)."""
+  num_samples: int = 10_000
+  sampler: str = "ddpm"
+  num_steps: int = 0
+  eta: float = 0.0
+  batch_size: int = 0
+  seed: int = 1
+  clip_x0: bool = True
 
 
 class Sections(NamedTuple):
@@ -135,6 +153,75 @@ class Sections(NamedTuple):
   train: TrainConfig
   sample: SampleConfig
   noise: experiment.NoiseConfig
+  eval: EvalConfig
+
+
+def _is_int(v) -> bool:
+  return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_real(v) -> bool:
+  return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+
+_INT, _REAL, _BOOL = (_is_int, "an integer"), (_is_real, "a finite number"), (
+    lambda v: isinstance(v, bool), "True or False")
+_AT_LEAST_1 = (lambda v: v >= 1, ">= 1")
+_AT_LEAST_0 = (lambda v: v >= 0, ">= 0")
+_UNIT = (lambda v: 0 <= v <= 1, "in [0, 1]")
+_UNIT_OPEN = (lambda v: 0 <= v < 1, "in [0, 1)")
+_POSITIVE = (lambda v: v > 0, "> 0")
+
+# (section, key): (type, range, what the value means). Names and cross-field rules
+# are checked in parse_config.
+_VALUE_RULES: dict[tuple[str, str], tuple] = {
+    ("optim", "learning_rate"): (_REAL, _POSITIVE, "Ho et al.: 2e-4"),
+    ("optim", "warmup_steps"): (_INT, _AT_LEAST_0, "0: no warm-up"),
+    ("optim", "end_lr_factor"): (_REAL, _UNIT,
+                                 "the cosine decay ends at end_lr_factor * learning_rate"),
+    ("optim", "b1"): (_REAL, _UNIT_OPEN, "Adam's first-moment decay, 0.9"),
+    ("optim", "b2"): (_REAL, _UNIT_OPEN, "Adam's second-moment decay, 0.999"),
+    ("optim", "eps"): (_REAL, _POSITIVE, "Adam's epsilon, 1e-8"),
+    ("optim", "weight_decay"): (_REAL, _AT_LEAST_0, "AdamW's decoupled weight decay"),
+    ("optim", "grad_clip"): (_REAL, _AT_LEAST_0, "global-norm clipping; 0: none"),
+    ("train", "seed"): (_INT, _AT_LEAST_0, ""),
+    ("train", "batch_size"): (_INT, _AT_LEAST_1, "the global batch"),
+    ("train", "num_train_steps"): (_INT, _AT_LEAST_1, ""),
+    ("train", "ema_decay"): (_REAL, _UNIT_OPEN, "DDPM: 0.9999"),
+    ("train", "log_every_steps"): (_INT, _AT_LEAST_1, ""),
+    ("train", "checkpoint_every_steps"): (_INT, _AT_LEAST_1, ""),
+    ("train", "keep_checkpoints"): (_INT, _AT_LEAST_1, ""),
+    ("train", "async_checkpoints"): (_BOOL, None, ""),
+    ("train", "data_threads"): (_INT, _AT_LEAST_0, "0: read in the main thread"),
+    ("sample", "every_steps"): (_INT, _AT_LEAST_0, "0: no sample grids"),
+    ("sample", "num_samples"): (_INT, _AT_LEAST_1, ""),
+    ("sample", "num_steps"): (_INT, _AT_LEAST_0, "DDIM steps; 0: all T"),
+    ("sample", "eta"): (_REAL, _UNIT, "DDIM eta: 0 deterministic, 1 ancestral-like"),
+    ("sample", "seed"): (_INT, _AT_LEAST_0, ""),
+    ("sample", "clip_x0"): (_BOOL, None, ""),
+    ("eval", "num_samples"): (_INT, _AT_LEAST_1, ""),
+    ("eval", "num_steps"): (_INT, _AT_LEAST_0, "DDIM steps; 0: all T"),
+    ("eval", "eta"): (_REAL, _UNIT, "DDIM eta"),
+    ("eval", "batch_size"): (_INT, _AT_LEAST_0, "0: automatic"),
+    ("eval", "seed"): (_INT, _AT_LEAST_0, ""),
+    ("eval", "clip_x0"): (_BOOL, None, ""),
+    ("noise", "num_timesteps"): (_INT, (lambda v: v >= 2, ">= 2"), "T; DDPM: 1000"),
+    ("noise", "spectrum_images"): (_INT, _AT_LEAST_0, "0: every image"),
+    ("noise", "ddim_only"): (_BOOL, None, ""),
+}
+
+
+def _check_values(sections: "Sections", debug) -> None:
+  """One ValueError naming the first field whose value has the wrong type or range."""
+  for (section, key), ((is_type, type_name), bounds, note) in _VALUE_RULES.items():
+    value = getattr(getattr(sections, section), key)
+    note = f" ({note})" if note else ""
+    if not is_type(value):
+      raise ValueError(f"config.{section}.{key}={value!r} must be {type_name}{note}.")
+    if bounds is not None and not bounds[0](value):
+      raise ValueError(f"config.{section}.{key}={value!r} must be {bounds[1]}{note}.")
+  if not isinstance(debug, bool):
+    raise ValueError(f"config.debug={debug!r} must be True or False.")
 
 
 def parse_config(config: ml_collections.ConfigDict) -> Sections:
@@ -149,28 +236,75 @@ def parse_config(config: ml_collections.ConfigDict) -> Sections:
   if missing:
     raise ValueError(f"config lacks section(s) {missing}; start from configs/base.py.")
   config_utils.check_keys(config.data.keys(), data.default_config().keys(), "data")
-  models.model_config(config.model)  # checks the model section
+  try:
+    data.base.check_common_options(data.with_overrides(config.data))
+  except ValueError as e:
+    raise ValueError(f"config.data: {e}") from None
+  model_cfg = models.model_config(config.model)  # checks the model section's keys
   sections = Sections(
       optim=config_utils.from_config(OptimConfig, config.optim, "optim"),
       train=config_utils.from_config(TrainConfig, config.train, "train"),
       sample=config_utils.from_config(SampleConfig, config.sample, "sample"),
-      noise=experiment.noise_config(config))
+      noise=experiment.noise_config(config),
+      eval=config_utils.from_config(EvalConfig, config.eval, "eval"))
   if sections.optim.name not in _OPTIMIZERS:
     raise ValueError(f"config.optim.name={sections.optim.name!r} is not one of"
                      f" {sorted(_OPTIMIZERS)}.")
   if sections.optim.decay not in _DECAYS:
     raise ValueError(f"config.optim.decay={sections.optim.decay!r} is not one of"
                      f" {sorted(_DECAYS)}.")
-  t = sections.train
-  for name in ("batch_size", "num_train_steps", "log_every_steps", "checkpoint_every_steps",
-               "keep_checkpoints"):
-    if int(getattr(t, name)) < 1:
-      raise ValueError(f"config.train.{name}={getattr(t, name)} must be >= 1.")
-  if not 0.0 <= t.ema_decay < 1.0:
-    raise ValueError(f"config.train.ema_decay={t.ema_decay} must lie in [0, 1).")
-  if sections.sample.every_steps:
-    samplers.check_sampler(sections.sample.sampler)
+  _check_values(sections, config.debug)
+  if sections.optim.name == "adam" and sections.optim.weight_decay:
+    raise ValueError(f"config.optim.weight_decay={sections.optim.weight_decay} has no effect"
+                     " with config.optim.name='adam'; use --config.optim.name=adamw (or"
+                     " weight_decay=0).")
+  for section in ("sample", "eval"):
+    name = getattr(sections, section).sampler
+    if name not in samplers.SAMPLERS:
+      raise ValueError(f"config.{section}.sampler={name!r} is not one of"
+                       f" {sorted(samplers.SAMPLERS)}.")
+    steps = getattr(sections, section).num_steps
+    if steps > sections.noise.num_timesteps:
+      raise ValueError(f"config.{section}.num_steps={steps} exceeds the"
+                       f" config.noise.num_timesteps={sections.noise.num_timesteps} steps of"
+                       " the diffusion (0: all of them).")
+  shape = experiment.image_shape(config)
+  check = getattr(model_cfg, "check", None)
+  if check is not None:
+    try:
+      check(shape)
+    except ValueError as e:
+      raise ValueError(f"config.model does not fit the images of config.data (image_size="
+                       f"{shape[0]}, channels={shape[2]}): {e}") from None
+  if experiment.needs_spectrum(sections.noise) or sections.sample.every_steps:
+    experiment.check_spectrum_bands(config)
   return sections
+
+
+def check_sampling(sections: Sections, schedule: schedules.Schedule) -> None:
+  """The samplers of ``config.sample`` (training grids, when on) and ``config.eval``
+  against the schedule: one that breaks the forward chain (built with
+  ``noise.ddim_only=True``) samples with DDIM at eta = 0 only.
+
+  Raises:
+    ValueError: naming the field to change.
+  """
+  if not schedule.ddim_only:
+    return
+  why = (f"config.noise.ddim_only=True and the {schedule.name!r} schedule breaks the forward"
+         " chain, so it can only be sampled with DDIM at eta=0")
+  for section in ("sample", "eval"):
+    s = getattr(sections, section)
+    if section == "sample" and not s.every_steps:
+      continue
+    extra = (" (or --config.sample.every_steps=0: no grids during training)"
+             if section == "sample" else "")
+    if s.sampler != "ddim":
+      raise ValueError(f"config.{section}.sampler={s.sampler!r} cannot be used: {why}; set"
+                       f" --config.{section}.sampler=ddim --config.{section}.eta=0{extra}.")
+    if s.eta > 0:
+      raise ValueError(f"config.{section}.eta={s.eta} cannot be used: {why}; set"
+                       f" --config.{section}.eta=0{extra}.")
 
 
 def run_identity(config: ml_collections.ConfigDict) -> dict:
@@ -401,16 +535,19 @@ def _abstract_items(abstract_state: TrainState) -> dict[str, Any]:
 
 
 def _check_checkpoint_identity(ckpt: checkpointing.Checkpointer,
-                               config: ml_collections.ConfigDict) -> None:
+                               config: ml_collections.ConfigDict) -> dict | None:
   """Compares the config with the run identity stored in the newest checkpoint whose
-  metadata can be read (before any array is restored)."""
+  metadata can be read (before any array is restored); returns that metadata."""
   for step in reversed(ckpt.steps()):
     try:
       meta = ckpt.read_json(step, "meta")
     except Exception:  # pylint: disable=broad-except  (an unreadable step: restore says so)
       continue
+    if not isinstance(meta, dict) or "run" not in meta:
+      continue
     check_same_run(meta["run"], config, f"checkpoint step {step} in {ckpt.directory}")
-    return
+    return meta
+  return None
 
 
 def versions() -> dict[str, str]:
@@ -465,32 +602,65 @@ class _Metrics:
     return out
 
 
-class _Preemption:
-  """SIGTERM -> save and stop at a step every process agrees on.
+class Terminated(BaseException):
+  """SIGTERM arrived while training was starting up: nothing of this start was saved
+  and the workdir's checkpoints are as they were (rerun to resume).
 
-  One process: a SIGTERM handler sets a flag, read between steps. Several processes
-  (``jax.distributed``): JAX's preemption sync manager picks the step
-  (``multihost_utils.reached_preemption_sync_point``), so all save the same step.
+  A BaseException, like KeyboardInterrupt, so that no ``except Exception`` takes it
+  for a failure of what it interrupted (a checkpoint being read, for instance).
   """
 
+
+class _Termination:
+  """SIGTERM from the first line of :func:`train_and_evaluate` to its last.
+
+  * ``start-up`` (until the loop): the handler raises :class:`Terminated`, so a start
+    stops at once; every workdir file is written to a temporary name and renamed,
+    so nothing is left half-written, and the lock is released.
+  * ``loop``: the handler sets a flag read between steps: the step finishes, a
+    checkpoint is saved and training stops. Several processes (``jax.distributed``):
+    JAX's preemption sync manager picks the step
+    (``multihost_utils.reached_preemption_sync_point``), so all save the same one
+    (there a SIGTERM during start-up stops at the first step).
+  * ``final`` (the last save and the shutdown): the handler says that the save in
+    flight is being finished, and it is. A SIGKILL then still leaves the previous
+    checkpoint valid (Orbax renames a step directory only once it is complete).
+  """
+
+  START, LOOP, FINAL = "start-up", "loop", "final"
+
   def __init__(self):
+    self.phase = self.START
+    self.received_in: str | None = None
     self._flag = threading.Event()
     self._previous = None
+    self._installed = False
     self._multi = jax.process_count() > 1
 
   def __enter__(self):
     if not self._multi and threading.current_thread() is threading.main_thread():
       self._previous = signal.signal(signal.SIGTERM, self._handler)
+      self._installed = True
     return self
 
   def __exit__(self, *exc):
-    if self._previous is not None:
-      signal.signal(signal.SIGTERM, self._previous)
+    if self._installed:
+      signal.signal(signal.SIGTERM,
+                    self._previous if self._previous is not None else signal.SIG_DFL)
     return False
 
   def _handler(self, signum, frame):  # pylint: disable=unused-argument
-    logging.warning("SIGTERM received: saving a checkpoint after this step and stopping.")
+    first = not self._flag.is_set()
     self._flag.set()
+    self.received_in = self.received_in or self.phase
+    if self.phase == self.START:
+      raise Terminated("SIGTERM during start-up")
+    if self.phase == self.LOOP:
+      if first:
+        logging.warning("SIGTERM received: saving a checkpoint after this step and stopping.")
+    else:
+      logging.warning("SIGTERM received while the final checkpoint is being written:"
+                      " finishing it before exiting.")
 
   def reached(self, step: int) -> bool:
     if self._multi:
@@ -528,6 +698,13 @@ def _sample_spectrum_metrics(images: np.ndarray,
 # The loop
 # ----------------------------------------------------------------------------------
 
+# Errors a user can cause and fix (a bad config value, a busy, damaged or foreign
+# workdir, a read-only or full disk, a NaN loss): the message says what happened and
+# what to do, so launchers print it alone, without a traceback.
+USER_ERRORS = (ValueError, OSError, lock_lib.WorkdirBusyError, checkpointing.CheckpointError,
+               NonFiniteLossError)
+
+
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> TrainState:
   """Trains (or resumes) the run described by ``config`` in ``workdir``.
@@ -539,68 +716,249 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> TrainState
   samples' spectral slope and log-spectral distance to the data; full evaluation
   (FID, spectral metrics on many samples) runs from the checkpoints.
 
+  A start first checks everything it can without writing (the whole config, the
+  workdir's files, the data, the schedule and the samplers against it), so a failed
+  start leaves the workdir as it was; then it takes the workdir's lock
+  (:mod:`fans_jax.utils.lock`), writes ``config.json`` and the spectrum, and trains.
+  SIGTERM is handled from the first line to the last (see :class:`_Termination`).
+
   Returns:
     The final :class:`TrainState` (after the last step, or after a preemption).
   Raises:
-    ValueError: bad config, batch size not divisible by the device count, or a
-      workdir holding a run of another config.
+    ValueError: bad config, batch size not divisible by the device count, a workdir
+      holding a run of another config, a workdir file that cannot be read or was
+      computed from other data.
+    lock.WorkdirBusyError: another training runs in ``workdir``.
     NonFiniteLossError: the loss became NaN/Inf (nothing after it was saved).
+    checkpointing.CheckpointSaveError: a checkpoint could not be written (the
+      previous one is intact).
     checkpointing.CheckpointError: checkpoints exist but none can be read.
+    Terminated: SIGTERM during start-up (nothing of this start saved).
   """
+  with _Termination() as termination:
+    try:
+      start = _prepare(config, experiment.as_path(workdir))
+      return _train(config, start, termination)
+    except Terminated:
+      logging.warning("SIGTERM during start-up: stopped before the first step; nothing of"
+                      " this start was saved (%s). Rerun the same command to continue.",
+                      _checkpoint_summary(experiment.as_path(workdir)))
+      raise
+
+
+@dataclasses.dataclass
+class _Existing:
+  """What a workdir holds before a start (read without writing anything)."""
+  config: dict | None   # config.json
+  steps: list[int]      # committed checkpoint steps
+  meta: dict | None     # the newest readable checkpoint's metadata
+
+  @property
+  def trusted(self) -> bool:
+    """A config.json or checkpoint of this very run is there."""
+    return self.config is not None or self.meta is not None
+
+  @property
+  def num_train_steps(self) -> int | None:
+    """The run length the newest checkpoint was trained for (else config.json's)."""
+    if self.meta and "num_train_steps" in self.meta:
+      return int(self.meta["num_train_steps"])
+    train_cfg = (self.config or {}).get("train") or {}
+    return int(train_cfg["num_train_steps"]) if "num_train_steps" in train_cfg else None
+
+
+@dataclasses.dataclass
+class _Start:
+  """What a start has checked and built before it writes anything."""
+  cfg: Sections
+  workdir: Any
+  mesh: Mesh
+  source: Any
+  image_shape: tuple[int, int, int]
+  spectrum: spectra.DatasetSpectrum | None
+  provenance: dict | None
+  new_spectrum: bool
+  schedule: schedules.Schedule
+  existing: _Existing
+
+
+def _inspect_workdir(config: ml_collections.ConfigDict, workdir) -> _Existing:
+  """Checks, without writing, that ``workdir`` holds this run or nothing: config.json
+  (readable, the same run identity), then the newest readable checkpoint's metadata."""
+  config_path = workdir / sampling.CONFIG_FILE
+  saved = None
+  if config_path.exists():
+    saved = experiment.read_json(config_path, "the config of the run")
+    try:
+      if not isinstance(saved, dict):
+        raise TypeError(f"a JSON {type(saved).__name__}, not an object")
+      identity = run_identity(ml_collections.ConfigDict(saved))
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+      raise ValueError(f"{config_path} is not a config written by fans_jax ({type(e).__name__}:"
+                       f" {e}); move it away (or restore it) and rerun.") from None
+    check_same_run(identity, config, f"workdir {workdir}")
+  steps, meta = [], None
+  ckpt_dir = workdir / sampling.CHECKPOINT_DIR
+  if ckpt_dir.exists():
+    ckpt = checkpointing.Checkpointer(ckpt_dir, read_only=True)
+    try:
+      steps = ckpt.steps()
+      meta = _check_checkpoint_identity(ckpt, config) if steps else None
+    finally:
+      ckpt.close()
+  return _Existing(config=saved, steps=steps, meta=meta)
+
+
+def _checkpoint_summary(workdir) -> str:
+  directory = workdir / sampling.CHECKPOINT_DIR
+  try:
+    steps = sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit())
+  except OSError:
+    steps = []
+  if not steps:
+    return f"no checkpoint in {directory}"
+  return f"the newest checkpoint, step {steps[-1]}, in {directory} is as it was"
+
+
+def _prepare(config: ml_collections.ConfigDict, workdir) -> _Start:
+  """Every check of a start, in order, writing nothing (the spectra cache outside
+  the workdir excepted): the config, the devices, the workdir's lock and files, the
+  data, the spectrum, the schedule, the samplers against it."""
   cfg = parse_config(config)
-  workdir = experiment.as_path(workdir)
-  if config.debug:
-    jax.config.update("jax_debug_nans", True)
   mesh = make_mesh()
   check_batch_size(cfg.train.batch_size, mesh)
-  _log_start(config, mesh)
-
-  ckpt = _open_workdir(config, workdir, cfg.train)
+  if jax.process_count() == 1:
+    lock_lib.WorkdirLock(workdir).check_free()  # fail fast; taken for good in _train
+  existing = _inspect_workdir(config, workdir)
+  # The data first: missing data (its error names the fix) stops before any log of the
+  # config and before anything is written to the workdir.
   source = data.get_source(config.data)
   image_shape = tuple(int(s) for s in source.image_shape)
   if image_shape != experiment.image_shape(config):
     raise ValueError(f"dataset {source.name} gives images {image_shape}, the config says"
                      f" {experiment.image_shape(config)}.")
-  spectrum = None
+  if cfg.train.batch_size > len(source):
+    raise ValueError(f"config.train.batch_size={cfg.train.batch_size} is larger than the"
+                     f" {len(source)} images of dataset {source.name}; use a smaller batch (or"
+                     " more data, e.g. config.data.num_examples for a synthetic set).")
+  _log_start(config, mesh)
+  experiment.check_images(source)
+  spectrum, provenance, new_spectrum = None, None, False
   if experiment.needs_spectrum(cfg.noise) or cfg.sample.every_steps:
-    spectrum = experiment.run_spectrum(config, workdir)
+    spectrum, provenance, new_spectrum = experiment.prepare_spectrum(
+        config, workdir, source, trusted=existing.trusted)
+    experiment.check_spectrum(spectrum, source.name)
+  schedule = experiment.schedule_from_config(config, image_shape, spectrum)
+  check_sampling(cfg, schedule)
+  _warn_if_decay_changes(cfg, existing)
+  return _Start(cfg=cfg, workdir=workdir, mesh=mesh, source=source, image_shape=image_shape,
+                spectrum=spectrum, provenance=provenance, new_spectrum=new_spectrum,
+                schedule=schedule, existing=existing)
+
+
+def _warn_if_decay_changes(cfg: Sections, existing: _Existing) -> None:
+  """A decaying learning rate is laid out over ``num_train_steps``: changing it on
+  resume re-bends the schedule under the steps already taken."""
+  before, now = existing.num_train_steps, cfg.train.num_train_steps
+  if existing.meta is None or before is None or before == now or cfg.optim.decay == "constant":
+    return
+  at = int(existing.meta.get("step", 0))
+  old = float(learning_rate_fn(cfg.optim, before)(at))
+  new = float(learning_rate_fn(cfg.optim, now)(at))
+  logging.warning(
+      "config.train.num_train_steps changed from %d to %d on a run with optim.decay=%r: the"
+      " decay is laid out over the new length, so the schedule re-bends: at the resumed step"
+      " %d the learning rate jumps from %.3g to %.3g. To keep the run's schedule, resume with"
+      " --config.train.num_train_steps=%d.", before, now, cfg.optim.decay, at, old, new, before)
+
+
+def _acquire(lock: lock_lib.WorkdirLock) -> None:
+  """Process 0 takes the workdir lock; every process raises if it could not."""
+  error = None
+  if jax.process_index() == 0:
+    try:
+      lock.acquire()
+    except (lock_lib.WorkdirBusyError, OSError) as e:
+      error = e
+  if jax.process_count() > 1:
+    ok = bool(multihost_utils.broadcast_one_to_all(np.int32(error is None)))
+    if not ok and error is None:
+      error = lock_lib.WorkdirBusyError(f"process 0 could not lock the workdir {lock.directory}"
+                                        " (see its log).")
+  if error is not None:
+    raise error
+
+
+def _train(config: ml_collections.ConfigDict, start: _Start,
+           termination: _Termination) -> TrainState:
+  """Takes the lock, writes the workdir's files and trains."""
+  workdir = start.workdir
+  lock = lock_lib.WorkdirLock(workdir)
+  _acquire(lock)
+  try:
+    _inspect_workdir(config, workdir)  # again, under the lock
+    if jax.process_index() == 0:
+      experiment.write_text_atomic(workdir / sampling.CONFIG_FILE, json.dumps(
+          config_utils.to_dict(config), indent=2, sort_keys=True))
+    if start.new_spectrum:
+      experiment.write_spectrum(workdir, start.spectrum, start.provenance)
+    return _loop(config, start, termination)
+  finally:
+    if jax.process_index() == 0:
+      lock.release()
+
+
+def _loop(config: ml_collections.ConfigDict, start: _Start,
+          termination: _Termination) -> TrainState:
+  cfg, workdir, mesh, image_shape = start.cfg, start.workdir, start.mesh, start.image_shape
+  spectrum = start.spectrum
+  if config.debug:
+    jax.config.update("jax_debug_nans", True)
   replicated = NamedSharding(mesh, P())
-  schedule = jax.device_put(experiment.schedule_from_config(config, image_shape, spectrum),
-                            replicated)
+  schedule = jax.device_put(start.schedule, replicated)
   logging.info("noise schedule: %s", schedule.describe())
 
+  ckpt = checkpointing.Checkpointer(workdir / sampling.CHECKPOINT_DIR,
+                                    max_to_keep=cfg.train.keep_checkpoints,
+                                    async_save=cfg.train.async_checkpoints)
   tx, lr_fn = make_optimizer(cfg.optim, cfg.train.num_train_steps)
   key_impl = str(jax.random.key_impl(jax.random.key(0)))
-  iterator = data.make_iterator(source, global_batch_size=cfg.train.batch_size,
+  iterator = data.make_iterator(start.source, global_batch_size=cfg.train.batch_size,
                                 seed=cfg.train.seed, num_threads=cfg.train.data_threads)
-  graphdef, state = _restore_or_init(ckpt, iterator, config.model, image_shape, tx,
-                                     cfg.train.seed, mesh, key_impl)
-  logging.info("model: %s, %d parameters", config.model.name, models.count_params(state.params))
-  step = int(jax.device_get(state.step))
-  last_saved = step if ckpt.steps() else None
+  writer = None
+  try:
+    graphdef, state = _restore_or_init(ckpt, iterator, config.model, image_shape, tx,
+                                       cfg.train.seed, mesh, key_impl)
+    logging.info("model: %s, %d parameters", config.model.name,
+                 models.count_params(state.params))
+    step = int(jax.device_get(state.step))
+    last_saved = step if ckpt.steps() else None
 
-  step_fn = make_train_step(graphdef, tx, lr_fn, mesh, objective=cfg.noise.objective,
-                            ema_decay=cfg.train.ema_decay)
-  writer = metric_writers.create_default_writer(
-      str(workdir), just_logging=jax.process_index() > 0, asynchronous=True)
-  if step == 0:
-    writer.write_hparams({k: str(v) for k, v in _flatten(config_utils.to_dict(config)).items()})
-  progress = periodic_actions.ReportProgress(num_train_steps=cfg.train.num_train_steps,
+    step_fn = make_train_step(graphdef, tx, lr_fn, mesh, objective=cfg.noise.objective,
+                              ema_decay=cfg.train.ema_decay)
+    writer = metric_writers.create_default_writer(workdir,
+                                                  just_logging=jax.process_index() > 0)
+    if step == 0:
+      writer.write_hparams({k: str(v)
+                            for k, v in _flatten(config_utils.to_dict(config)).items()})
+    progress = metric_writers.ReportProgress(num_train_steps=cfg.train.num_train_steps,
                                              writer=writer,
                                              every_steps=cfg.train.log_every_steps)
-  metrics = _Metrics()
-  meta = {"run": run_identity(config), "key_impl": key_impl, "versions": versions()}
+    metrics = _Metrics()
+    meta = {"run": run_identity(config), "key_impl": key_impl, "versions": versions(),
+            "num_train_steps": cfg.train.num_train_steps}
 
-  def save(at_step: int) -> None:
-    nonlocal last_saved
-    metrics.check()  # never save a state that followed a non-finite loss
-    ckpt.save(at_step, _to_items(state),
-              {"data": iterator.get_state(), "meta": dict(meta, step=at_step)})
-    last_saved = at_step
+    def save(at_step: int) -> None:
+      nonlocal last_saved
+      metrics.check()  # never save a state that followed a non-finite loss
+      ckpt.save(at_step, _to_items(state),
+                {"data": iterator.get_state(), "meta": dict(meta, step=at_step)})
+      last_saved = at_step
 
-  guard = (lambda: jax.transfer_guard("disallow")) if config.debug else contextlib.nullcontext
-  try:
-    with _Preemption() as preemption:
+    guard = (lambda: jax.transfer_guard("disallow")) if config.debug else contextlib.nullcontext
+    stopped = False
+    termination.phase = termination.LOOP
+    try:
       while step < cfg.train.num_train_steps:
         batch = global_batch(next(iterator), mesh, cfg.train.batch_size)
         with guard():
@@ -608,52 +966,65 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir) -> TrainState
         step += 1
         metrics.add(step, step_metrics)
         progress(step)
-        stop = preemption.reached(step)
+        stopped = termination.reached(step)
         last = step == cfg.train.num_train_steps
         if step % cfg.train.log_every_steps == 0 or last:
           writer.write_scalars(step, metrics.summary())
-        if step % cfg.train.checkpoint_every_steps == 0 or last or stop:
+        if step % cfg.train.checkpoint_every_steps == 0 or last or stopped:
           save(step)
         if cfg.sample.every_steps and (step % cfg.sample.every_steps == 0 or last):
           _write_samples(step, state, schedule, graphdef, cfg, image_shape, mesh, spectrum,
                          writer, workdir)
-        if stop:
-          logging.warning("stopped at step %d after SIGTERM; checkpoint saved. Run the same"
-                          " command to resume.", step)
+        if stopped:
           break
-  except NonFiniteLossError as e:
-    ckpt.wait()
-    raise NonFiniteLossError(
-        f"training stopped: {e} The last good checkpoint"
-        f" ({'step ' + str(last_saved) if last_saved is not None else 'none'}) in"
-        f" {ckpt.directory} is untouched; nothing after the first non-finite step was"
-        " saved. Lower optim.learning_rate or set optim.grad_clip, or run with"
-        " config.debug=True (jax_debug_nans) to find the first NaN.") from None
-  finally:
-    ckpt.close()
-    iterator.close()
-    writer.flush()
-    writer.close()
+    except NonFiniteLossError as e:
+      termination.phase = termination.FINAL
+      try:
+        ckpt.wait()
+      except checkpointing.CheckpointSaveError as save_error:
+        logging.error("%s", save_error)
+      raise NonFiniteLossError(
+          f"training stopped: {e} The last good checkpoint"
+          f" ({'step ' + str(last_saved) if last_saved is not None else 'none'}) in"
+          f" {ckpt.directory} is untouched; nothing after the first non-finite step was"
+          " saved. Lower optim.learning_rate or set optim.grad_clip, or run with"
+          " config.debug=True (jax_debug_nans) to find the first NaN.") from None
+  except BaseException:
+    _shutdown(ckpt, iterator, writer, termination, raising=False)
+    raise
+  _shutdown(ckpt, iterator, writer, termination, raising=True)
+  if stopped:
+    logging.warning("stopped at step %d after SIGTERM; checkpoint step %d saved. Run the same"
+                    " command to resume.", step, last_saved)
+  elif termination.received_in == termination.FINAL:
+    logging.warning("SIGTERM arrived during the final save; checkpoint step %d was completed"
+                    " before exiting.", last_saved)
   return state
 
 
-def _open_workdir(config: ml_collections.ConfigDict, workdir, train_cfg: TrainConfig
-                  ) -> checkpointing.Checkpointer:
-  """Checks that ``workdir`` holds this run or nothing (config.json, then the newest
-  readable checkpoint's metadata), and only then writes config.json."""
-  config_path = workdir / sampling.CONFIG_FILE
-  if config_path.exists():
-    saved = ml_collections.ConfigDict(json.loads(config_path.read_text()))
-    check_same_run(run_identity(saved), config, f"workdir {workdir}")
-  ckpt = checkpointing.Checkpointer(workdir / sampling.CHECKPOINT_DIR,
-                                    max_to_keep=train_cfg.keep_checkpoints,
-                                    async_save=train_cfg.async_checkpoints)
-  if ckpt.steps():
-    _check_checkpoint_identity(ckpt, config)
-  if jax.process_index() == 0:
-    workdir.mkdir(parents=True, exist_ok=True)
-    config_path.write_text(json.dumps(config_utils.to_dict(config), indent=2, sort_keys=True))
-  return ckpt
+def _shutdown(ckpt: checkpointing.Checkpointer, iterator, writer, termination: _Termination,
+              raising: bool) -> None:
+  """Finishes the checkpoint in flight (SIGTERM now lets it finish), then closes the
+  iterator and the writer. ``raising``: a failed final save raises; otherwise (another
+  error is on its way) it is only logged, so that the first error is the one reported."""
+  termination.phase = termination.FINAL
+  error = None
+  try:
+    ckpt.close()
+  except checkpointing.CheckpointSaveError as e:
+    error = e
+  finally:
+    iterator.close()
+    if writer is not None:
+      try:
+        writer.flush()
+        writer.close()
+      except OSError as e:  # e.g. a full disk: the checkpoint's fate matters more
+        logging.error("could not finish the TensorBoard/metric files: %s", e)
+  if error is not None:
+    if raising:
+      raise error
+    logging.error("%s", error)
 
 
 def _restore_or_init(ckpt: checkpointing.Checkpointer, iterator, model_cfg, image_shape, tx,
@@ -711,8 +1082,9 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 
 __all__ = [
-    "NonFiniteLossError", "OptimConfig", "SampleConfig", "TrainConfig", "TrainState",
-    "check_batch_size", "check_same_run", "global_batch", "init_train_state",
+    "EvalConfig", "NonFiniteLossError", "OptimConfig", "SampleConfig", "Terminated",
+    "TrainConfig", "TrainState", "USER_ERRORS", "check_batch_size", "check_same_run",
+    "check_sampling", "global_batch", "init_train_state",
     "learning_rate_fn", "make_mesh", "make_noising_fn", "make_optimizer", "make_train_step",
     "parse_config",
     "run_identity", "schedule_from_config", "train_and_evaluate", "train_step", "versions",

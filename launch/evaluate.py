@@ -14,21 +14,38 @@ count and the metrics) and figures to ``--output_dir``.
       --output_dir=workdirs/compare --num_samples=10000
 
   # samples saved by launch/sample.py, one file per workdir (same order)
-  python launch/evaluate.py --workdir=workdirs/fans --samples=workdirs/fans/samples.npz
+  python launch/evaluate.py --workdir=workdirs/fans \
+      --samples=workdirs/fans/samples/ddim100_eta1_clip_seed0_step600.npz
 
-FID/KID need the Inception weights (docs/evaluation.md); without them the table says
-"not computed: weights missing at <path>" (``--metrics=fid,kid`` makes it an error).
+  # FID and KID between two image files (any uint8 [N, H, W, 3] array in each)
+  python launch/evaluate.py --samples=A.npz --reference=B.npz --metrics=fid,kid \
+      --output_dir=D                                  # writes D/metrics.json
+
+Sampling clips the predicted x0 to [-1, 1] at every step unless ``--noclip_x0`` (or the
+run's ``config.eval.clip_x0``) says otherwise. FID/KID need the Inception weights
+(docs/evaluation.md); without them the table says "not computed: weights missing at
+<path>" (``--metrics=fid,kid`` makes it an error).
 """
+
+import dataclasses
+import pathlib
+import sys
 
 from absl import app
 from absl import flags
 
-from fans_jax.metrics import evaluation
-from fans_jax.metrics import spectral
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # this checkout first
+
+from fans_jax.metrics import evaluation  # pylint: disable=wrong-import-position
+from fans_jax.metrics import spectral  # pylint: disable=wrong-import-position
+from fans_jax.utils import logs  # pylint: disable=wrong-import-position
 
 FLAGS = flags.FLAGS
 flags.DEFINE_multi_string("workdir", [], "Training workdir(s) to evaluate.")
-flags.DEFINE_multi_string("samples", [], "Saved samples (.npz with 'images'), one per workdir.")
+flags.DEFINE_multi_string("samples", [], "Sample files (.npz, launch/sample.py's format or"
+                          " any uint8 [N, H, W, C] array), one per workdir.")
+flags.DEFINE_string("reference", None, "With one --samples and no --workdir: the reference"
+                    " image file the samples are compared with (FID/KID of two files).")
 flags.DEFINE_string("output_dir", None, "Where to write the report (default <workdir>/eval).")
 # Sampling flags left unset take each run's config.eval values.
 flags.DEFINE_integer("num_samples", None, "Samples per run (default: config.eval).")
@@ -36,8 +53,11 @@ flags.DEFINE_enum("sampler", None, ["ddpm", "ddim"], "Sampler (default: config.e
 flags.DEFINE_integer("num_steps", None, "DDIM steps (default: config.eval; 0: all T).")
 flags.DEFINE_float("eta", None, "DDIM eta (default: config.eval).")
 flags.DEFINE_integer("seed", None, "Sampling seed (default: config.eval).")
+flags.DEFINE_bool("clip_x0", None, "Clip the predicted x0 to [-1, 1] at every step (default:"
+                  " config.eval, else on); --noclip_x0 turns it off.")
 flags.DEFINE_integer("batch_size", None, "Sampling batch size (default: automatic).")
-flags.DEFINE_integer("num_reference", 10000, "Reference images (spread evenly over the dataset).")
+flags.DEFINE_integer("num_reference", 10000, "Reference images (spread evenly over the dataset;"
+                     " with --reference: the first ones, 0: all).")
 flags.DEFINE_string("reference_split", "", "Split of the reference images ('': the run's).")
 flags.DEFINE_string("metrics", "auto", "'auto' or a comma-separated subset of "
                     f"{','.join(evaluation.METRICS)} (then required).")
@@ -56,9 +76,10 @@ flags.DEFINE_bool("figures", True, "Write spectra and sample figures.")
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  logs.quiet()
   options = evaluation.EvalOptions(
       num_samples=FLAGS.num_samples, sampler=FLAGS.sampler, num_steps=FLAGS.num_steps,
-      eta=FLAGS.eta, seed=FLAGS.seed, batch_size=FLAGS.batch_size,
+      eta=FLAGS.eta, seed=FLAGS.seed, clip_x0=FLAGS.clip_x0, batch_size=FLAGS.batch_size,
       num_reference=FLAGS.num_reference, reference_split=FLAGS.reference_split,
       metrics=FLAGS.metrics,
       spectral=spectral.SpectralSettings(num_bands=FLAGS.num_bands,
@@ -66,6 +87,19 @@ def main(argv):
                                          fit_f_lo=FLAGS.fit_f_lo, fit_f_hi=FLAGS.fit_f_hi),
       inception_weights=FLAGS.inception_weights, cache_dir=FLAGS.cache_dir,
       kid_subsets=FLAGS.kid_subsets, kid_subset_size=FLAGS.kid_subset_size)
+  if FLAGS.reference is not None:
+    if FLAGS.workdir or len(FLAGS.samples) != 1:
+      raise app.UsageError("--reference compares one --samples file with a reference file;"
+                           " give exactly one --samples and no --workdir.")
+    if FLAGS.output_dir is None:
+      raise app.UsageError("--reference needs --output_dir (where metrics.json goes).")
+    options = dataclasses.replace(
+        options, num_reference=FLAGS.num_reference or None,
+        metrics="fid,kid" if FLAGS.metrics == "auto" else FLAGS.metrics)
+    out = evaluation.evaluate_files(FLAGS.samples[0], FLAGS.reference, options,
+                                    FLAGS.output_dir)
+    print({k: out[k] for k in out if k in evaluation.FILE_METRICS})
+    return
   rows = evaluation.evaluate(FLAGS.workdir, FLAGS.samples, options, FLAGS.output_dir,
                              figures=FLAGS.figures)
   print(evaluation.markdown_table(rows))

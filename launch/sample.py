@@ -1,4 +1,4 @@
-r"""Draws samples from a trained run: a PNG grid and an .npz of the images.
+r"""Draws samples from a trained run: a PNG grid and a sample file (.npz).
 
     python launch/sample.py --workdir=workdirs/pltb_fans_tiny --num_samples=64
     python launch/sample.py --workdir=workdirs/cifar_fans --sampler=ddpm --num_samples=10000 \
@@ -6,66 +6,77 @@ r"""Draws samples from a trained run: a PNG grid and an .npz of the images.
 
 Loads the EMA weights of the newest (or ``--step``) checkpoint, samples in batches
 sharded over the local devices (one jitted scan per batch, progress bar), and writes
-``<output>.png`` (the first ``--grid`` images) and ``<output>.npz`` (``samples``:
-float32 [N, H, W, C] in model units, [-1, 1] the data range, not clipped; plus the
-settings). Sample i depends on --seed and i only, not on the batch size.
+``<output>.png`` (the first ``--grid`` images) and ``<output>.npz`` in the project's
+sample format (``fans_jax.sample_files``: ``images`` uint8 [N, H, W, C] and the
+settings), which ``launch/evaluate.py --samples=`` reads. The default output name
+carries every setting that changes the samples, e.g.
+``<workdir>/samples/ddim100_eta1_clip_seed0_step600``.
+
+The predicted x0 is clipped to [-1, 1] at every step (Ho et al.'s sampler, diffusers'
+``clip_sample=True``); ``--noclip_x0`` turns that off for research on the unclipped
+reverse process (under-trained models then give saturated samples). Sample i depends on
+--seed and i only, not on the batch size.
 """
 
-import io
-import json
 import os
+import pathlib
+import sys
 
 from absl import app
 from absl import flags
 from absl import logging
 
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's fans_jax, not another installed one
+
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir.")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: the newest).")
 _NUM = flags.DEFINE_integer("num_samples", 64, "Number of images.")
-_SAMPLER = flags.DEFINE_string("sampler", "ddim", "ddpm (ancestral, T steps) or ddim.")
+_SAMPLER = flags.DEFINE_enum("sampler", "ddim", ["ddpm", "ddim"],
+                             "ddpm (ancestral, T steps) or ddim.")
 _STEPS = flags.DEFINE_integer("num_steps", 100, "DDIM steps (ignored by ddpm).")
 _ETA = flags.DEFINE_float("eta", 1.0, "DDIM eta in [0, 1] (0: deterministic; needs a"
                           " well-trained network, see docs/training.md).")
 _SEED = flags.DEFINE_integer("seed", 0, "Sample i uses fold_in(key(seed), i).")
 _BATCH = flags.DEFINE_integer("batch_size", None, "Images per jitted call (default <= 256).")
-_CLIP = flags.DEFINE_bool("clip_x0", False, "Clip the predicted x0 to [-1, 1] at each step.")
+_CLIP = flags.DEFINE_bool("clip_x0", True, "Clip the predicted x0 to [-1, 1] at each step"
+                          " (--noclip_x0: off).")
 _GRID = flags.DEFINE_integer("grid", 256, "Images in the PNG grid (the first ones).")
 _OUTPUT = flags.DEFINE_string("output", None,
-                              "Output path without suffix (default:"
-                              " <workdir>/samples/<sampler><steps>_step<step>_seed<seed>).")
+                              "Output path without suffix (default: <workdir>/samples/"
+                              "<sampler><steps>[_eta<eta>]_<clip|noclip>_seed<seed>_step<step>).")
 _CPU_DEVICES = flags.DEFINE_integer("cpu_devices", 0,
                                     "Split the host CPU into N XLA devices (0: as is).")
 flags.mark_flags_as_required(["workdir"])
 
 
 def main(argv):
-  del argv
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if _CPU_DEVICES.value:
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                                f" --xla_force_host_platform_device_count={_CPU_DEVICES.value}")
-  import numpy as np  # pylint: disable=import-outside-toplevel  (after XLA_FLAGS)
   from etils import epath  # pylint: disable=import-outside-toplevel
-  from fans_jax import sampling  # pylint: disable=import-outside-toplevel
+  from fans_jax import sample_files, sampling  # pylint: disable=import-outside-toplevel
   from fans_jax.utils import images, logs  # pylint: disable=import-outside-toplevel
   logs.quiet()
 
+  settings = sample_files.SamplerSettings(sampler=_SAMPLER.value, num_steps=_STEPS.value,
+                                          eta=_ETA.value, clip_x0=_CLIP.value,
+                                          seed=_SEED.value)
   run = sampling.load_run(_WORKDIR.value, step=_STEP.value)
-  samples = sampling.generate(run, _NUM.value, sampler=_SAMPLER.value, num_steps=_STEPS.value,
-                              eta=_ETA.value, seed=_SEED.value, batch_size=_BATCH.value,
-                              clip_x0=_CLIP.value)
-  steps = _STEPS.value if _SAMPLER.value == "ddim" else run.schedule.num_timesteps
-  output = epath.Path(_OUTPUT.value or epath.Path(run.workdir) / "samples" / (
-      f"{_SAMPLER.value}{steps}_step{run.step}_seed{_SEED.value}"))
-  output.parent.mkdir(parents=True, exist_ok=True)
-  settings = dict(workdir=str(run.workdir), step=run.step, sampler=_SAMPLER.value,
-                  num_steps=steps, eta=_ETA.value, seed=_SEED.value, clip_x0=_CLIP.value,
-                  noise=run.config.noise.name, dataset=run.config.data.name,
-                  image_shape=list(run.image_shape))
-  buffer = io.BytesIO()
-  np.savez(buffer, samples=samples, settings=json.dumps(settings))
-  (output.parent / (output.name + ".npz")).write_bytes(buffer.getvalue())  # local or gs://
-  images.save_grid(samples[:_GRID.value], output.parent / (output.name + ".png"))
-  logging.info("wrote %s.png and %s.npz (%d images, %s)", output, output, len(samples), settings)
+  settings = settings.resolved(run.schedule.num_timesteps)
+  samples = sampling.generate_with(run, _NUM.value, settings, batch_size=_BATCH.value)
+  stem = sample_files.sample_file_stem(settings, run.schedule.num_timesteps, run.step)
+  output = str(_OUTPUT.value or epath.Path(run.workdir) / "samples" / stem)
+  path = sample_files.write_samples(output, samples, settings, step=run.step,
+                                    workdir=str(run.workdir), noise=run.config.noise.name,
+                                    dataset=run.config.data.name,
+                                    image_shape=list(run.image_shape))
+  grid = output[:-4] if output.endswith(".npz") else output
+  images.save_grid(samples[:_GRID.value], epath.Path(grid + ".png"))
+  logging.info("wrote %s.png and %s (%d images, %s, step %d)", grid, path, len(samples),
+               settings, run.step)
 
 
 if __name__ == "__main__":

@@ -12,14 +12,36 @@ job (SLURM with more than one task, a multi-host TPU slice); see
 launch/tpu_pod.sh, launch/slurm_example.sbatch and docs/training.md.
 """
 
-import os
-import pathlib
+import signal
 import sys
 
-from absl import app
-from absl import flags
-from absl import logging
-from ml_collections import config_flags
+# SIGTERM outside train_and_evaluate (which handles it from its first line to its last):
+# during the imports and flag parsing of a start, nothing has been written yet.
+_PHASE = ["before"]
+
+
+def _sigterm_outside_training(signum, frame):  # pylint: disable=unused-argument
+  what = ("before training started: nothing was written" if _PHASE[0] == "before"
+          else "after training returned")
+  sys.stderr.write(f"launch/train.py: SIGTERM {what}; exiting.\n")
+  raise SystemExit(0)
+
+
+signal.signal(signal.SIGTERM, _sigterm_outside_training)  # first, before the slow imports
+
+# pylint: disable=wrong-import-position
+import ast  # noqa: E402
+import os  # noqa: E402
+import pathlib  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+import traceback  # noqa: E402
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+from absl import logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+# pylint: enable=wrong-import-position
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the `configs` package
@@ -75,8 +97,77 @@ def main(argv):
   from fans_jax import train  # pylint: disable=import-outside-toplevel
   from fans_jax.utils import logs  # pylint: disable=import-outside-toplevel
   logs.quiet()
-  train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  logs.one_line_errors()  # a failed save is reported once, below, not in every Orbax thread
+  try:
+    train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  except train.Terminated:
+    sys.exit(0)  # SIGTERM during start-up: the library said what is kept
+  except (FileNotFoundError, train.data.MissingPackageError) as e:
+    # Missing data, file or package: the message says what to do; no traceback.
+    sys.exit(f"launch/train.py: {e}")
+  except train.USER_ERRORS as e:
+    # A bad config value, a busy or foreign workdir, a failed save, a NaN loss: the
+    # message names the value or file and what to do (traceback with --verbosity=1).
+    logging.debug("traceback of the error below", exc_info=True)
+    sys.exit(f"launch/train.py: {e}")
+  finally:
+    _PHASE[0] = "after"
+
+
+def _parse_flags(argv):
+  """absl's flag parsing; a config override that ml_collections cannot apply (a
+  misspelt field) ends in one line naming it, not in a chain of three tracebacks."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:  # as absl reports it, but a config file's traceback cut short
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    text = (f"{lines[0]} {lines[-1]}" if any(line.startswith("Traceback") for line in lines)
+            else str(e))
+    sys.exit(f"FATAL Flags parsing error: {text}\nPass --helpshort or --helpfull to see help"
+             " on flags.")
+  except (AttributeError, KeyError, TypeError, ValueError) as e:
+    text = str(e.args[0] if e.args else e)
+    for _ in range(3):  # ml_collections re-raises KeyError(str(KeyError(...))): unquote
+      try:
+        inner = ast.literal_eval(text)
+      except (SyntaxError, ValueError):
+        break
+      if not isinstance(inner, str):
+        break
+      text = inner
+    text = " ".join(text.split())
+    overrides = [a.split("=", 1)[0] for a in argv[1:] if a.startswith("--config.")]
+    named = [o for o in overrides if o.rsplit(".", 1)[-1] in text] or overrides
+    sys.exit(f"launch/train.py: bad config override {', '.join(named) or '--config'}: {text}")
+
+
+def _run_and_exit(fn) -> None:
+  """Runs ``fn`` and exits with its status. After a failure, threads left running by a
+  failed checkpoint save (Orbax) must not keep the process alive: they get 10 s, then
+  the process exits without them."""
+  code = 0
+  try:
+    fn()
+  except SystemExit as e:
+    code = e.code
+  except BaseException:  # pylint: disable=broad-except  (a bug: show where)
+    traceback.print_exc()
+    code = 1
+  if isinstance(code, str):
+    sys.stderr.write(code + "\n")
+    code = 1
+  if code:
+    deadline = time.monotonic() + 10.0
+    for thread in threading.enumerate():
+      if thread is not threading.main_thread() and not thread.daemon:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate()
+           if t is not threading.main_thread()):
+      sys.stdout.flush()
+      sys.stderr.flush()
+      os._exit(code)  # pylint: disable=protected-access
+  sys.exit(code)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  _run_and_exit(lambda: app.run(main, flags_parser=_parse_flags))

@@ -68,9 +68,9 @@ def _options(tmp_path, **kwargs):
 def _save_real_samples(path, shared_data_dir, n=80):
   with np.load(shared_data_dir / "cifar10_test_uint8.npz") as data:
     images = data["images"][:n]
-  np.savez(path, images=images, sampler=np.asarray("ddpm"), num_steps=np.asarray(100),
-           seed=np.asarray(7))
-  return path
+  from fans_jax import sample_files  # pylint: disable=import-outside-toplevel
+  return sample_files.write_samples(
+      path, images, sample_files.SamplerSettings(sampler="ddpm", num_steps=100, seed=7))
 
 
 def test_evaluate_two_runs(runs, tmp_path, no_inception, shared_data_dir):
@@ -99,9 +99,10 @@ def test_evaluate_two_runs(runs, tmp_path, no_inception, shared_data_dir):
   assert [r["dataset"] for r in stored] == ["cifar10_local"] * 2
   assert isinstance(stored[0]["spectral"]["band_rel_error"], list)
   table = (out / "metrics.md").read_text().splitlines()
-  assert table[0].startswith("| run | dataset | resolution | noise schedule | sampler | steps |")
+  assert table[0].startswith("| run | dataset | resolution | noise schedule | sampler | steps |"
+                             " clip x0 | seed |")
   assert table[2].startswith("| white | cifar10_local | 32x32x3 | white, linear betas, T=100"
-                             " | ddim | 2 | 3 | 72 |")
+                             " | ddim | 2 | True | 3 | 72 |")
   assert "not computed: weights missing" in table[3]
   for name in ("spectra_cifar10_local_32x32x3.png", "samples_0_white.png"):
     assert (out / name).stat().st_size > 5000
@@ -185,8 +186,8 @@ def test_feature_metrics_fd_and_kid(tmp_path, shared_data_dir):
   cfg = data.with_overrides(None, name="cifar10_local", split="test")
   src = data.get_source(cfg)
   samples = evaluation.SampleSet(
-      images=evaluation.quantize(src.get_batch(np.arange(100, 200))), sampler="-",
-      num_steps=0, seed=0, eta=0.0, source="test")
+      images=evaluation.quantize(src.get_batch(np.arange(100, 200))), settings=None,
+      source="test")
   options = _options(tmp_path, kid_subsets=5, kid_subset_size=50)
   out = evaluation._feature_metrics(  # pylint: disable=protected-access
       "resnet20_cifar10", None, samples, lambda: src.get_batch(np.arange(100)), src, cfg,
@@ -198,7 +199,7 @@ def test_feature_metrics_fd_and_kid(tmp_path, shared_data_dir):
   noise = evaluation.SampleSet(
       images=evaluation.quantize(np.random.default_rng(0).integers(0, 256, (100, 32, 32, 3),
                                                                    np.uint8)),
-      sampler="-", num_steps=0, seed=0, eta=0.0, source="noise")
+      settings=None, source="noise")
   far = evaluation._feature_metrics(  # pylint: disable=protected-access
       "resnet20_cifar10", None, noise, lambda: src.get_batch(np.arange(100)), src, cfg, 100,
       options, True, True)

@@ -97,24 +97,29 @@ def test_broken_chain_is_rejected_naming_t_and_frequency():
 
 
 def test_blog_recipe_structure():
-  """The published recipe: white below the knee, mean-1, standardised (not Gaussian)."""
+  """The published recipe: guardrail at the noise end, mean-1, Gaussian by default."""
   sched = schedules.make_schedule("blog", 1000, "linear", (H, W, 3), data_psd=PSDS["pltb1"])
-  assert sched.standardize and not sched.gaussian and sched.time_varying
+  assert sched.gaussian and not sched.standardize and sched.time_varying
   spec = spectra.BandSpec(num_bands=8, f_max=0.5)
   sizes = spectra.band_sizes(H, W, spec)
   sizes[0] += 1  # DC joins band 0
   weights = lambda s: np.asarray(spectra.band_average(s, spec, W)) * sizes / (H * W)  # noqa
-  # flow convention: tau = 1 - t/(T-1) < 0.15 (t close to T) has equal band weights,
-  # which, as published, is not white noise ...
+  # flow convention: tau = 1 - t/(T-1) = 0 at t = T - 1 has equal band weights, which,
+  # as published, is not white noise ...
   np.testing.assert_allclose(weights(sched.spectrum[-1]), 1 / 8, rtol=1e-4)
   assert np.std(np.asarray(sched.spectrum[-1])) > 0.5
-  # ... while guardrail="white" is.
+  # ... while guardrail="white" is. Blended linearly in the weights (as published) it
+  # breaks the forward chain next to pure noise on this spectrum (blog_corrected blends
+  # geometrically instead), so it samples with DDIM eta = 0 only.
+  with pytest.raises(ValueError, match="breaks the forward chain: at t=9"):
+    schedules.make_schedule("blog", 1000, "linear", (H, W, 3), data_psd=PSDS["pltb1"],
+                            guardrail="white")
   white = schedules.make_schedule("blog", 1000, "linear", (H, W, 3), data_psd=PSDS["pltb1"],
-                                  guardrail="white")
+                                  guardrail="white", ddim_only=True)
   np.testing.assert_allclose(white.spectrum[-1], 1.0, rtol=1e-5)
-  no_std = schedules.make_schedule("blog", 100, "linear", (H, W, 3), data_psd=PSDS["pltb1"],
-                                   standardize=False)
-  assert no_std.gaussian and not no_std.standardize
+  std = schedules.make_schedule("blog", 100, "linear", (H, W, 3), data_psd=PSDS["pltb1"],
+                                standardize=True)
+  assert std.standardize and not std.gaussian
   # at tau = 1 the band weights are softmax(beta g_b - gamma b/(B-1)): sum 1, and on a
   # pink spectrum the formula favours low bands
   w = weights(sched.spectrum[0])
@@ -123,7 +128,7 @@ def test_blog_recipe_structure():
 
 def test_noise_standardized_for_blog():
   sched = schedules.make_schedule("blog", 100, "linear", (16, 16, 2),
-                                  data_psd=spectra.power_law_grid(16, 16, 1.0))
+                                  data_psd=spectra.power_law_grid(16, 16, 1.0), standardize=True)
   eps = jax.random.normal(jax.random.key(0), (8, 16, 16, 2))
   t = jnp.full((8,), 10)
   eta, target = diffusion.forward_noise(sched, t, eps)

@@ -19,14 +19,14 @@ from fans_jax.data import local  # noqa: F401
 from fans_jax.data import multimodal_universe  # noqa: F401
 from fans_jax.data import synthetic  # noqa: F401
 from fans_jax.data import tfds_sources  # noqa: F401
-from fans_jax.data.base import ImageSource
+from fans_jax.data.base import ImageSource, MissingPackageError
 from fans_jax.data.config import default_config, with_overrides
 from fans_jax.data.pipeline import DataIterator, from_model_input, make_iterator, to_model_input
 from fans_jax.data.registry import get_source, list_datasets, register
 from fans_jax.data.spectra_cache import cached_spectrum_path, dataset_spectrum
 
 __all__ = [
-    "DataIterator", "ImageSource", "analysis", "cached_spectrum_path", "dataset_spectrum",
+    "DataIterator", "ImageSource", "MissingPackageError", "analysis", "cached_spectrum_path", "dataset_spectrum",
     "default_config", "from_model_input", "get_source", "list_datasets", "local",
     "make_iterator", "register", "synthetic", "tfds_sources", "multimodal_universe",
     "to_model_input", "with_overrides",

@@ -30,6 +30,20 @@ SIZE_POLICIES = ("crop_resize", "exact")
 LUMA = np.array([0.299, 0.587, 0.114])
 
 
+class MissingPackageError(ImportError):
+  """A dataset needs a package that is not installed; the message names the
+  ``fans_jax`` extra (``pip install 'fans_jax[<extra>]'``) that brings it."""
+
+
+def spread_indices(total: int, num_images: int) -> np.ndarray:
+  """``num_images`` indices spread evenly over ``0 .. total - 1`` (all of them, in order,
+  when ``num_images == total``). The offline sets are stored sorted by class, so a
+  subset must not be their first N images. Returns ``int64[num_images]``, increasing."""
+  if not 1 <= num_images <= total:
+    raise ValueError(f"num_images must be in [1, {total}], got {num_images}.")
+  return (np.arange(num_images, dtype=np.int64) * total) // num_images
+
+
 def check_common_options(cfg: ml_collections.ConfigDict) -> None:
   """Validates the options every dataset shares; one ValueError per mistake."""
   if int(cfg.image_size) < 2:

@@ -18,7 +18,9 @@ def default_config() -> ml_collections.ConfigDict:
     channels: ``C`` of the images delivered (1 or 3; synthetic sets take any C >= 1).
     data_dir: folder of the offline sets; '' -> ``$FANS_DATA_DIR`` or
       ``<repo>/../shared/data``.
-    num_examples: number of images of a synthetic set (its epoch length).
+    num_examples: number of images of a synthetic set (its epoch length); the offline
+      sets (``*_local``) keep at most this many, spread evenly over the file (the
+      default 10,000 keeps all of each). tfds, npz and folder sets ignore it.
     alpha: PLTB slope, ``E P(f) ∝ f^-alpha``.
     seed: content seed of synthetic sets and of random crops.
     split: 'train' or 'test' ('validation' for galaxy_zoo_local, any tfds split).

@@ -3,7 +3,9 @@
 Offline sets (``<data_dir>/README.md`` describes them) are read from ``cfg.data_dir``,
 else ``$FANS_DATA_DIR``, else ``<repo root>/../shared/data``, and checked against that
 folder's ``SHA256SUMS`` once per process (a file is hashed again only if its size or
-modification time changed).
+modification time changed). An offline set holds at most ``cfg.num_examples`` images,
+spread evenly over its file (the files are sorted by class); the default 10,000 keeps
+every image of every offline set.
 
 Bad input ends in one clear error each:
 * a missing file: FileNotFoundError saying where to put it or to set FANS_DATA_DIR;
@@ -33,6 +35,7 @@ import numpy as np
 from absl import logging
 
 from fans_jax.data import arrays
+from fans_jax.data import base
 from fans_jax.data import registry
 
 DATA_ENV = "FANS_DATA_DIR"
@@ -215,8 +218,14 @@ def load_shared(cfg: ml_collections.ConfigDict, spec: SharedSet) -> arrays.Array
   images = load_npz_array(path, spec.array_key)
   if spec.split_key and cfg.split != "all":
     images = images[load_npz_array(path, spec.split_key) == cfg.split]
-  images = images_to_uint8(images, where=str(path))
   fp = {"file": filename, "array_key": spec.array_key, "split": cfg.split, **identity}
+  limit = int(cfg.num_examples)
+  if limit < 1:
+    raise ValueError(f"num_examples must be >= 1 for {cfg.name}, got {cfg.num_examples}.")
+  if limit < len(images):  # a subset spread evenly over the (class-sorted) file
+    images = images[base.spread_indices(len(images), limit)]
+    fp["num_examples"] = limit
+  images = images_to_uint8(images, where=str(path))
   return arrays.ArraySource(cfg.name, images, cfg, fp)
 
 

@@ -49,11 +49,13 @@ PARQUET_SUFFIXES = (".parquet",)
 
 
 def _require(module: str):
+  """Imports ``module`` (h5py or pyarrow: only this loader needs them) on first use."""
   try:
     return __import__(module)
   except ImportError as e:
-    raise ImportError(f"reading Multimodal Universe files needs {module!r}: pip install"
-                      f" {module}.") from e
+    raise base.MissingPackageError(
+        f"reading Multimodal Universe files needs {module!r}, which is not installed:"
+        " pip install 'fans_jax[mmu]' (h5py and pyarrow).") from e
 
 
 def resize_float(image: np.ndarray, size: int) -> np.ndarray:

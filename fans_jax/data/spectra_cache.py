@@ -53,13 +53,7 @@ def cache_path(cache_dir, source: base.ImageSource, key: dict) -> pathlib.Path:
   return pathlib.Path(cache_dir) / f"{source.name}_{h}x{w}x{c}_{digest}.json"
 
 
-def spread_indices(total: int, num_images: int) -> np.ndarray:
-  """``num_images`` indices spread evenly over ``0 .. total - 1`` (all of them, in order,
-  when ``num_images == total``). The offline sets are stored sorted by class, so a
-  subset must not be their first N images. Returns ``int64[num_images]``, increasing."""
-  if not 1 <= num_images <= total:
-    raise ValueError(f"num_images must be in [1, {total}], got {num_images}.")
-  return (np.arange(num_images, dtype=np.int64) * total) // num_images
+spread_indices = base.spread_indices  # evenly spread subsets (the offline sets are class-sorted)
 
 
 def iterate_in_order(source: base.ImageSource, num_images: int, batch_size: int = 500,
@@ -95,7 +89,8 @@ def compute_spectrum(source: base.ImageSource, num_images: int, band_spec: spect
 
 def dataset_spectrum(cfg: ml_collections.ConfigDict, num_images: int | None = None,
                      band_spec: spectra.BandSpec | None = None, cache_dir=None,
-                     use_cache: bool = True, batch_size: int = 500) -> spectra.DatasetSpectrum:
+                     use_cache: bool = True, batch_size: int = 500,
+                     source: base.ImageSource | None = None) -> spectra.DatasetSpectrum:
   """Spectral statistics of the dataset ``cfg`` describes, on the model-input scale.
 
   Args:
@@ -107,11 +102,13 @@ def dataset_spectrum(cfg: ml_collections.ConfigDict, num_images: int | None = No
       ``~/.cache/fans_jax/spectra``).
     use_cache: read/write the cache (``False`` always recomputes and writes nothing).
     batch_size: images per streamed batch.
+    source: the source of ``cfg`` if already built (an image folder is then not
+      decoded again); default: built here.
   Returns:
     :class:`fans_jax.spectra.DatasetSpectrum` (psd, per-frequency variance, band
     powers; ``.fit()`` for alpha).
   """
-  source = registry.get_source(cfg)
+  source = registry.get_source(cfg) if source is None else source
   band_spec = band_spec if band_spec is not None else spectra.BandSpec()
   n = len(source) if num_images is None else int(num_images)
   if not 2 <= n <= len(source):

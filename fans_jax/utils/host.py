@@ -2,6 +2,8 @@
 
 import os
 
+import jax
+
 
 def cpu_device_count(requested: int) -> int:
   """The number of XLA host devices to force (0: leave XLA alone).
@@ -9,7 +11,8 @@ def cpu_device_count(requested: int) -> int:
   Args:
     requested: ``-1`` picks the largest power of two <= min(cores, 8) (one XLA:CPU
       device keeps only ~1.3 cores busy, so splitting the host trains faster); ``>= 0``
-      is taken as is. Either way 0 is returned when ``XLA_FLAGS`` already sets a count.
+      is taken as is. Either way 0 is returned when ``XLA_FLAGS`` already sets a count
+      (``--xla_force_host_platform_device_count``: the user's choice wins).
   """
   if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
     return 0
@@ -20,11 +23,15 @@ def cpu_device_count(requested: int) -> int:
 
 
 def force_cpu_devices(requested: int) -> int:
-  """Appends ``--xla_force_host_platform_device_count`` to ``XLA_FLAGS`` as
-  :func:`cpu_device_count` decides; call before the first JAX computation. Returns the
-  count set (0: none)."""
+  """Splits the host CPU into :func:`cpu_device_count` XLA devices with
+  ``jax.config.update("jax_num_cpu_devices", n)``; only the CPU backend is affected.
+  Returns the count set (0: none).
+
+  Raises:
+    RuntimeError: JAX's backends already exist (call this before the first JAX
+      computation, as the launch scripts do).
+  """
   count = cpu_device_count(requested)
   if count:
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                               f" --xla_force_host_platform_device_count={count}").strip()
+    jax.config.update("jax_num_cpu_devices", count)
   return count
