@@ -2,8 +2,9 @@
 
     python colabs/build_notebooks.py          # rewrites colabs/*.ipynb (without outputs)
 
-The notebooks import ``fans_jax`` (never copy it). Each starts with an install cell
-that clones and installs the repository when ``fans_jax`` is not importable (Colab),
+The notebooks import ``fans_jax`` (never copy it). Each opens with an Open-in-Colab
+badge (:data:`GITHUB_REPO`), then an install cell that clones and installs the
+repository on Colab when ``fans_jax`` is not importable (and does nothing elsewhere),
 and a ``SMALL`` switch read from ``$FANS_NOTEBOOK_SMALL`` (the test suite runs them
 with ``FANS_NOTEBOOK_SMALL=1``, on a CPU in a few minutes). Edit the cells here, not in
 the ``.ipynb`` files, and rebuild.
@@ -18,28 +19,63 @@ import nbformat
 
 HERE = pathlib.Path(__file__).resolve().parent
 
+# The public repository: the install cell clones it on Colab, and the Open-in-Colab links
+# point at its notebooks. This checkout names no public URL (no git remote, none in the
+# README): set OWNER here once the repository is published, and rebuild.
+GITHUB_REPO = "OWNER/fans_jax"
+GITHUB_BRANCH = "main"
+REPO_URL = f"https://github.com/{GITHUB_REPO}"
+
+
+def colab_url(name: str) -> str:
+  """The Open-in-Colab address of ``colabs/<name>``."""
+  return f"https://colab.research.google.com/github/{GITHUB_REPO}/blob/{GITHUB_BRANCH}/colabs/{name}"
+
+
+def colab_badge(name: str) -> str:
+  return (f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+          f"({colab_url(name)})")
+
+
 INSTALL = '''\
-# Install fans_jax when it is not importable (on Colab): clone the repository (its
-# configs/ are used by the training cells) and install it. Skipped in a local clone
-# installed with `pip install -e .`. Set FANS_JAX_REPO to the git URL of the
-# repository you use (or upload a copy of it to /content/fans_jax).
-import importlib.util, os, pathlib, subprocess, sys
-FANS_JAX_REPO = os.environ.get("FANS_JAX_REPO", "")  # e.g. "https://github.com/<you>/fans_jax"
+# Install fans_jax where it is not importable (a fresh Colab runtime): clone the repository
+# (the training cells use its configs/) and `pip install -e` it. Its requirements are
+# ranges with no TensorFlow, so pip adds what is missing and leaves Colab's TensorFlow,
+# NumPy and JAX as they are when they meet the floors (pyproject.toml); the cell says if
+# pip changed one of them. Elsewhere (a clone installed with `pip install -e .`) it does
+# nothing.
+import importlib.metadata, importlib.util, os, pathlib, subprocess, sys
+FANS_JAX_REPO = os.environ.get("FANS_JAX_REPO", "REPO_URL")  # or upload a copy to /content/fans_jax
+CLONE = pathlib.Path("/content/fans_jax")
+ON_COLAB = "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
 if importlib.util.find_spec("fans_jax") is None:
-  if not pathlib.Path("/content/fans_jax/pyproject.toml").exists():
-    if not FANS_JAX_REPO:
-      raise RuntimeError("fans_jax is not installed: set FANS_JAX_REPO (os.environ) to the git"
-                         " URL of the repository, or upload it to /content/fans_jax.")
-    subprocess.check_call(["git", "clone", "-q", "--depth=1", FANS_JAX_REPO, "/content/fans_jax"])
-  subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/fans_jax"])
-  sys.path.insert(0, "/content/fans_jax")
+  if not ON_COLAB:
+    raise ModuleNotFoundError("fans_jax is not installed in this kernel's environment: run"
+                              " `pip install -e .` in the repository (README), then restart it.")
+  def _versions(names=("jax", "jaxlib", "numpy", "tensorflow")):
+    found = {}
+    for name in names:
+      try:
+        found[name] = importlib.metadata.version(name)
+      except importlib.metadata.PackageNotFoundError:
+        pass
+    return found
+  before = _versions()
+  if not (CLONE / "pyproject.toml").exists():
+    subprocess.check_call(["git", "clone", "-q", "--depth=1", FANS_JAX_REPO, str(CLONE)])
+  subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", "-e", str(CLONE)])
+  sys.path.insert(0, str(CLONE))
+  after = _versions()
+  changed = {k: f"{v} -> {after.get(k)}" for k, v in before.items() if after.get(k) != v}
+  if changed:
+    print("pip changed", changed, "- if a GPU/TPU runtime's JAX changed, reinstall its build"
+          " (JAX's installation guide) and restart the session.")
 # The repository root (for configs/): the clone, or a parent of this notebook's folder.
-REPO_DIR = next((p for p in [pathlib.Path("/content/fans_jax"), pathlib.Path.cwd(),
-                             *pathlib.Path.cwd().parents] if (p / "configs" / "base.py").exists()),
-                None)
+REPO_DIR = next((p for p in [CLONE, pathlib.Path.cwd(), *pathlib.Path.cwd().parents]
+                 if (p / "configs" / "base.py").exists()), None)
 if REPO_DIR is not None and str(REPO_DIR) not in sys.path:
   sys.path.insert(0, str(REPO_DIR))
-'''
+'''.replace("REPO_URL", REPO_URL)
 
 SETUP_COMMON = '''\
 %matplotlib inline
@@ -479,16 +515,23 @@ SAMPLES = _notebook(
                                         settings=SETTINGS.resolved(run.schedule.num_timesteps),
                                         source="notebook")
       rows.append(evaluation.evaluate_run(workdir, options=options, run=run,
-                                          sample_set=sample_set))
+                                          sample_set=sample_set).row)
     display(Markdown(evaluation.markdown_table(rows)))
     """),
 )
 
-NOTEBOOKS = {
+def _with_colab_badge(name: str, nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+  """Puts the Open-in-Colab badge of ``colabs/<name>`` above the title."""
+  first = nb.cells[0]
+  first.source = f"{colab_badge(name)}\n\n{first.source}"
+  return nb
+
+
+NOTEBOOKS = {name: _with_colab_badge(name, nb) for name, nb in {
     "01_dataset_spectra.ipynb": SPECTRA,
     "02_forward_process_fourier.ipynb": FORWARD,
     "03_samples_and_metrics.ipynb": SAMPLES,
-}
+}.items()}
 
 
 def main() -> None:

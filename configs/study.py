@@ -51,14 +51,23 @@ _DATASETS = {
     # Optional lower resolution for the synthetic sets (not in the default list).
     "pltb16": (pltb_ddpm, 16, "PLTB (alpha 1) 16x16", "PLTB"),
     "egm16": (egm_ddpm, 16, "EGM 16x16", "EGM"),
+    # Exactly Gaussian PLTB (no per-sample normalisation): the Bayes-optimal denoiser
+    # of every schedule is known per frequency (the study's ground truth).
+    "pltb_gauss16": (pltb_ddpm, 16, "PLTB Gaussian (alpha 1, no per-sample norm.) 16x16",
+                     "PLTB"),
 }
+GAUSSIAN_DATASETS = ("pltb_gauss16",)
 DEFAULT_DATASETS = "pltb,egm,dtd,galaxy,cifar10"
 
 # name -> (noise family, option overrides, the post's column it stands for, description)
 _VARIANTS = {
     "white": ("white", {}, "DDPM", "DDPM: white noise"),
-    "blog": ("blog", {}, "FANS", "the published FANS recipe (band softmax weights,"
-             " guardrail, per-sample standardisation)"),
+    "blog": ("blog", {}, "FANS", "the published FANS recipe: band softmax weights as its"
+             " formula is written, 1/B guardrail below t_knee; Gaussian (standardize=False,"
+             " the DC fix)"),
+    "blog_corrected": ("blog_corrected", {}, "", "the published idea with its flaws fixed:"
+                       " white guardrail blended geometrically, direction as the text says,"
+                       " Gaussian, capped at 1e3"),
     "matched": ("matched", dict(gamma=1.0), "", "EqualSNR: S ∝ Pbar, constant in time"),
     # The path configs/*_fans.py ship (schedules.annealed_spectrum's default): white at
     # the noisiest step (DDPM's prior), EqualSNR at t = 0.
@@ -68,17 +77,20 @@ _VARIANTS = {
     "annealed_1to0": ("annealed", dict(gamma_T=1.0, gamma_0=0.0, path="linear", max_ratio=1e3),
                       "", "gamma 1 -> 0 (EqualSNR at t = T to white at t = 0), capped at 1e3"),
 }
-DEFAULT_VARIANTS = "white,blog,matched,annealed"
+DEFAULT_VARIANTS = "white,blog,blog_corrected,matched,annealed"
 
 
-def _dataset(module, image_size: int, label: str, published: str) -> ml_collections.ConfigDict:
+def _dataset(module, image_size: int, label: str, published: str,
+             gaussian: bool = False) -> ml_collections.ConfigDict:
   experiment = module.get_config("tiny")
   data = ml_collections.ConfigDict(experiment.data.to_dict())
   data.image_size = image_size
+  if gaussian:
+    data.normalize = "dataset"  # exactly Gaussian with the known spectrum
   # spectrum_images 0: the FANS spectra from every image. The offline sets are sorted by
   # class, so "the first 2000" (the :tiny default) would be two CIFAR-10 classes.
   return ml_collections.ConfigDict(dict(label=label, published=published, data=data,
-                                        spectrum_images=0))
+                                        spectrum_images=0, gaussian=bool(gaussian)))
 
 
 def _variant(family: str, options: dict, published_as: str, description: str
@@ -104,7 +116,8 @@ def _run_template() -> ml_collections.ConfigDict:
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   config.datasets = ml_collections.ConfigDict(
-      {name: _dataset(*spec) for name, spec in _DATASETS.items()})
+      {name: _dataset(*spec, gaussian=name in GAUSSIAN_DATASETS)
+       for name, spec in _DATASETS.items()})
   config.dataset_names = DEFAULT_DATASETS
   config.variants = ml_collections.ConfigDict(
       {name: _variant(*spec) for name, spec in _VARIANTS.items()})
@@ -144,6 +157,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       # 'auto': spectral; FD-ResNet20 on CIFAR-10; FID/KID when the Inception weights
       # exist and there are >= 2049 samples. Or a subset of spectral,fd_resnet20,fid,kid.
       metrics="auto",
+      # Learning curves (fans_jax/study_curves.py): checkpoints at these steps (and the
+      # last) sampled with the curve sampler and evaluated; '' for none.
+      curve_steps="",
+      curve_sampler="ddim",
+      curve_num_steps=100,
+      curve_eta=1.0,
+      curve_num_samples=256,
+      held_images=256,     # data images for the eps loss / excess loss of each point
+      gaussian_buckets=5,  # noise-level buckets of the excess loss (Gaussian datasets)
   ))
   config.retry_failed = False  # a failed run is final (training is deterministic)
   config.save_samples = True  # samples.npz per run (the figures and resumption use it)
@@ -194,7 +216,28 @@ def gpu(config: ml_collections.ConfigDict) -> None:
   config.evaluation.batch_size = 1000
 
 
-VARIANTS = {"quick": quick, "gpu": gpu}
+def curves(config: ml_collections.ConfigDict) -> None:
+  """The CPU study of this round (docs/results.md): the Gaussian PLTB field at 16x16
+  (the ground truth), every variant, three seeds, learning curves at doubling steps.
+
+  Constant learning rate after warm-up, so the checkpoints at 125, 250 and 500 steps
+  are the learning curve of one run; curve points sampled with DDIM-100 (eta 1, 256
+  samples), the final step also ancestrally over all T = 1000 steps (256 samples).
+  Sized to what a shared 2-core machine finished in one session; raise
+  ``--config.run.train.num_train_steps`` (and ``curve_steps``) with a new ``--outdir``.
+  """
+  config.dataset_names = "pltb_gauss16"
+  config.seeds = "0,1,2"
+  config.run.train.num_train_steps = 500
+  config.run.train.checkpoint_every_steps = 125
+  config.run.train.keep_checkpoints = 16
+  config.run.optim.decay = "constant"
+  config.evaluation.num_samples = 256
+  config.evaluation.sampler = "ddpm"
+  config.evaluation.curve_steps = "125,250"
+
+
+VARIANTS = {"quick": quick, "gpu": gpu, "curves": curves}
 
 
 def _finalize(config: ml_collections.ConfigDict, arg: str | None) -> ml_collections.ConfigDict:

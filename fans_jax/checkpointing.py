@@ -152,12 +152,14 @@ class Checkpointer:
     if not read_only and jax.process_index() == 0:
       self.directory.mkdir(parents=True, exist_ok=True)
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=max_to_keep, enable_async_checkpointing=async_save, read_only=read_only,
-        create=not read_only,
+        max_to_keep=None if read_only else max_to_keep,
+        save_interval_steps=0 if read_only else 1,
+        enable_async_checkpointing=async_save, read_only=read_only, create=not read_only,
         async_options=ocp.AsyncOptions(create_directories_asynchronously=False))
     self._manager = ocp.CheckpointManager(self.directory, options=options)
     self._pending: int | None = None   # the step of the save in flight, if any
     self._failed: CheckpointSaveError | None = None
+    self._failed_step: int | None = None
 
   # -- queries -----------------------------------------------------------------------
 
@@ -216,14 +218,8 @@ class Checkpointer:
     self._pending = None
     if self._failed is not None:
       return self._failed
+    self._failed_step = step
     reason = failure_reason(e, self.directory)
-    if jax.process_index() == 0:
-      for tmp in self.directory.glob(f"{step}.orbax-checkpoint-tmp*"):
-        try:
-          shutil.rmtree(str(tmp))
-          logging.info("removed the incomplete %s", tmp)
-        except OSError:
-          pass
     steps = self._committed_steps()
     kept = (f"The newest complete checkpoint, step {steps[-1]} (of steps {steps}), is intact"
             if steps else "No complete checkpoint was written before it")
@@ -231,6 +227,18 @@ class Checkpointer:
         f"could not save checkpoint step {step} in {self.directory}: {reason}. {kept}; fix"
         " the cause and rerun the same command to resume from it.")
     return self._failed
+
+  def _remove_failed_attempt(self) -> None:
+    """Removes the temporary directory of the failed save (partial data, never a
+    checkpoint; on a full disk it holds the space the next attempt needs)."""
+    if jax.process_index() != 0 or self._failed_step is None:
+      return
+    for tmp in self.directory.glob(f"{self._failed_step}.orbax-checkpoint-tmp*"):
+      try:
+        shutil.rmtree(str(tmp))
+        logging.info("removed the incomplete %s", tmp)
+      except OSError as e:
+        logging.warning("could not remove the incomplete %s: %s", tmp, e)
 
   def _committed_steps(self) -> list[int]:
     """Committed steps read from the directory listing (valid after a failed save)."""
@@ -350,6 +358,7 @@ class Checkpointer:
         if closer.is_alive():
           logging.warning("Orbax's checkpoint manager did not close within %.0f s after the"
                           " failed save; not waiting for it.", timeout)
+        self._remove_failed_attempt()
 
   def _close_quietly(self) -> None:
     try:

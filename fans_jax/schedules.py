@@ -623,8 +623,27 @@ def _posterior(betas: np.ndarray, abar: np.ndarray, spectrum: np.ndarray):
   return coef_xt, coef_x0, var, cond_var
 
 
+class ForwardChainError(ValueError):
+  """A time-varying noise spectrum without a valid forward chain.
+
+  Attributes:
+    t: the first timestep whose per-frequency log-SNR does not decrease from ``t - 1``.
+    frequency: ``(fu, fv)`` in cycles per pixel of the worst frequency at ``t``.
+    index: its rfft-grid index ``(row, column)``.
+    failing_steps: how many timesteps fail.
+  """
+
+  def __init__(self, message: str, t: int, frequency: tuple[float, float],
+               index: tuple[int, int], failing_steps: int):
+    super().__init__(message)
+    self.t = t
+    self.frequency = frequency
+    self.index = index
+    self.failing_steps = failing_steps
+
+
 def _validity_error(name: str, cond_var: np.ndarray, sigma2_t: np.ndarray, height: int,
-                    width: int) -> str | None:
+                    width: int) -> ForwardChainError | None:
   margin = cond_var / sigma2_t
   bad = margin[1:] <= 0
   if not bad.any():
@@ -633,14 +652,16 @@ def _validity_error(name: str, cond_var: np.ndarray, sigma2_t: np.ndarray, heigh
   row = margin[t_bad]
   i, j = np.unravel_index(int(np.argmin(row)), row.shape)
   fu, fv = spectra.frequency_grid(height, width)
-  return (
+  failing = int(bad.any(axis=(1, 2)).sum())
+  return ForwardChainError((
       f"noise schedule {name!r} breaks the forward chain: at t={t_bad} (first of"
       f" {int(bad.any(axis=(1, 2)).sum())} failing steps), frequency (fu={fu[i, 0]:+.4f},"
       f" fv={fv[0, j]:.4f}) cycles/px [rfft index ({i}, {j})], the per-frequency"
       f" log-SNR does not decrease from t-1 to t (sigma2_(t|t-1) / sigma2_t ="
       f" {row[i, j]:.3g}; {int(bad.sum())} (t, k) pairs fail). Lower the spectrum's dynamic"
       " range (max_ratio), soften the gamma path, or pass ddim_only=True to sample with"
-      " DDIM (eta = 0) only.")
+      " DDIM (eta = 0) only."), t=t_bad, frequency=(float(fu[i, 0]), float(fv[0, j])),
+      index=(int(i), int(j)), failing_steps=failing)
 
 
 def make_schedule(name: str = "white", num_timesteps: int = 1000,
@@ -665,8 +686,9 @@ def make_schedule(name: str = "white", num_timesteps: int = 1000,
       ``s``, ``max_beta``).
     **options: the family's options (see each ``*_spectrum`` function).
   Raises:
-    ValueError: unknown names, bad values, or a schedule that breaks the forward
-      chain (naming the first offending ``t`` and frequency).
+    ValueError: unknown names or bad values.
+    ForwardChainError: (a ValueError) the schedule breaks the forward chain; it names
+      the first offending ``t`` and frequency, also as attributes.
   """
   if name not in _SPECTRUM_FAMILIES:
     raise ValueError(f"noise schedule {name!r} is not one of {spectrum_family_names()}.")
@@ -699,7 +721,7 @@ def make_schedule(name: str = "white", num_timesteps: int = 1000,
   sigma2_t = (1.0 - abar)[:, None, None] * np.broadcast_to(post_spec, cond_var.shape)
   error = _validity_error(name, cond_var, sigma2_t, height, width)
   if error is not None and not ddim_only:
-    raise ValueError(error)
+    raise error
   margin = float(np.min(cond_var[1:] / sigma2_t[1:]))
   as_arr = lambda x: jnp.asarray(x, dtype=dtype)  # noqa: E731
   return Schedule(
@@ -714,7 +736,7 @@ def make_schedule(name: str = "white", num_timesteps: int = 1000,
 
 
 __all__ = [
-    "Schedule", "SpectrumContext", "SpectrumFamilyOutput", "band_mode_spec", "base_spectrum",
+    "ForwardChainError", "Schedule", "SpectrumContext", "SpectrumFamilyOutput", "band_mode_spec", "base_spectrum",
     "blog_band_weights", "cap_dynamic_range",
     "beta_schedule_names", "gamma_path", "log_snr", "make_betas", "make_schedule",
     "noise_log_snr", "register_beta_schedule", "register_spectrum", "spectrum_family_names",

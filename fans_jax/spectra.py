@@ -468,7 +468,9 @@ def _batch_sums(images: jax.Array, spec: BandSpec):
   images = images.astype(jnp.float32)
   coeffs = rfft2(images)
   power = jnp.real(coeffs) ** 2 + jnp.imag(coeffs) ** 2
-  fractions = image_band_powers(images, spec=spec)
+  # an image with no power outside DC (constant) has no band distribution (NaN row):
+  # it adds zeros here, as it did before that became NaN
+  fractions = jnp.nan_to_num(image_band_powers(images, spec=spec), nan=0.0)
   return jnp.sum(power, axis=0), jnp.sum(coeffs, axis=0), jnp.sum(fractions, axis=0)
 
 

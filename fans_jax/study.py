@@ -51,7 +51,7 @@ import numpy as np
 from absl import logging
 
 import fans_jax.data as data
-from fans_jax import checkpointing, sample_files, samplers, sampling, train
+from fans_jax import checkpointing, sample_files, samplers, sampling, study_curves, train
 from fans_jax.metrics import evaluation
 from fans_jax.metrics import features as features_lib
 from fans_jax.metrics import frechet
@@ -209,7 +209,8 @@ def run_config(study: ml_collections.ConfigDict, spec: RunSpec) -> ml_collection
   ev = study.evaluation
   config.eval = ml_collections.ConfigDict(dict(
       num_samples=int(ev.num_samples), sampler=str(ev.sampler), num_steps=int(ev.num_steps),
-      eta=float(ev.eta), batch_size=int(ev.batch_size), seed=sample_seed(study, spec)))
+      eta=float(ev.eta), batch_size=int(ev.batch_size), seed=sample_seed(study, spec),
+      clip_x0=bool(ev.clip_x0)))
   train.parse_config(config)  # a bad study config fails here, naming the field
   samplers.check_sampler(config.eval.sampler)
   evaluation.EvalOptions(metrics=str(ev.metrics)).requested()  # a bad metrics list
@@ -273,7 +274,7 @@ def evaluation_options(study: ml_collections.ConfigDict, spec: RunSpec, n_ref: i
   return evaluation.EvalOptions(
       num_samples=int(ev.num_samples), sampler=str(ev.sampler),
       num_steps=int(ev.num_steps) or None, eta=float(ev.eta), seed=sample_seed(study, spec),
-      batch_size=int(ev.batch_size) or None, num_reference=n_ref,
+      clip_x0=bool(ev.clip_x0), batch_size=int(ev.batch_size) or None, num_reference=n_ref,
       reference_split=str(ev.reference_split), spectral=spectral_settings(study),
       metrics=metrics)
 
@@ -400,7 +401,7 @@ def draw_samples(study, spec: RunSpec, run, workdir: pathlib.Path
 
 
 def _public_row(row: dict, outdir, spec: RunSpec) -> dict:
-  out = {k: v for k, v in row.items() if not k.startswith("_")}
+  out = dict(row)
   out["run"] = spec.name
   out["workdir"] = os.path.relpath(spec.workdir(outdir), outdir)
   return out
@@ -444,10 +445,23 @@ def execute_run(study: ml_collections.ConfigDict, spec: RunSpec, outdir) -> dict
     metrics, note = select_metrics(study, config, n_ref)
     row = evaluation.evaluate_run(str(workdir),
                                   options=evaluation_options(study, spec, n_ref, metrics),
-                                  run=run, sample_set=samples)
+                                  run=run, sample_set=samples).row
     if note:
       row["fid"] = row["kid"] = note
     timing["evaluate_s"] = time.perf_counter() - t0
+    curve, ceiling = None, None
+    if str(study.evaluation.curve_steps).strip():
+      phase = "curve"
+      t0 = time.perf_counter()
+      options = evaluation_options(study, spec, n_ref, metrics)
+      curve = study_curves.evaluate_curve(study, spec, config, workdir, sample_seed(study, spec),
+                                          options)
+      first_seed = parse_seeds(study.seeds)[0]
+      if (study.datasets[spec.dataset].get("gaussian", False) and run.schedule.gaussian
+          and spec.seed == first_seed):  # the ceiling needs no training: once per variant
+        ceiling = study_curves.gaussian_ceiling(study, config, run.schedule, options,
+                                                seed=sample_seed(study, spec))
+      timing["curve_s"] = time.perf_counter() - t0
   except StudyInterrupted:
     raise
   except Exception as e:  # pylint: disable=broad-except  (recorded; the study goes on)
@@ -458,11 +472,16 @@ def execute_run(study: ml_collections.ConfigDict, spec: RunSpec, outdir) -> dict
     _write_json(workdir / FAILED_FILE, record)
     logging.error("%s failed while %s: %s: %s", spec.name,
                   {"config": "building its config", "train": "training",
-                   "sample": "sampling", "evaluate": "evaluating"}[phase], type(e).__name__, e)
+                   "sample": "sampling", "evaluate": "evaluating",
+                   "curve": "evaluating its learning curve"}[phase], type(e).__name__, e)
     return record
   timing["total_s"] = time.perf_counter() - start
   record = {"status": "done", "run": spec.name, "key": run_key(config, study),
             "row": _public_row(row, outdir, spec), "timing": timing}
+  if curve is not None:
+    record["curve"] = curve
+  if ceiling is not None:
+    record["ceiling"] = ceiling
   _write_json(workdir / METRICS_FILE, record)
   (workdir / FAILED_FILE).unlink(missing_ok=True)
   return record
@@ -627,6 +646,15 @@ def aggregate(study: ml_collections.ConfigDict, outdir) -> dict:
       entry["phase"] = record["phase"]
     runs.append(entry)
   done = {(r["dataset"], r["variant"], r["seed"]): r["row"] for r in runs if "row" in r}
+  curves, ceilings = {}, {}
+  for spec in plan(study):
+    record = read_record(spec, outdir)
+    if record and record.get("status") == "done":
+      if "curve" in record:
+        curves[(spec.dataset, spec.variant, spec.seed)] = record["curve"]
+      if "ceiling" in record:
+        ceilings.setdefault(spec.dataset, {}).setdefault(spec.variant, []).append(
+            record["ceiling"])
 
   table = {}
   for d in datasets:
@@ -659,6 +687,21 @@ def aggregate(study: ml_collections.ConfigDict, outdir) -> dict:
                     "t_test_recomputed": paired_t_test(*published_slope_errors().values())},
       "runs": runs,
   }
+  if curves:
+    summary = study_curves.aggregate_curves(curves)
+    results["curves"] = summary
+    results["plateau"] = {
+        d: {v: {k: study_curves.plateau_check(stats, e["steps"])
+                for k, stats in e["metrics"].items()} for v, e in by_v.items()}
+        for d, by_v in summary.items()}
+    results["sampler_check"] = _sampler_check(done, curves, datasets, variants, seeds)
+  if ceilings:
+    results["ceiling"] = {d: {v: {name: {k: _stat([c[name][k] for c in cs])
+                                         for k in ("slope_abs_error", "lsd", "band_jsd",
+                                                   "band_corr")}
+                                  for name in ("main", "curve")}
+                              for v, cs in by_v.items()}
+                          for d, by_v in ceilings.items()}
   _write_json(outdir / RESULTS_JSON, results)
   figures = write_figures(study, outdir, datasets, variants, seeds) if study.figures else {}
   record_path = outdir / RECORD_FILE
@@ -666,6 +709,29 @@ def aggregate(study: ml_collections.ConfigDict, outdir) -> dict:
   (outdir / RESULTS_MD).write_text(results_markdown(study, results, record, figures, outdir))
   logging.info("wrote %s and %s", outdir / RESULTS_JSON, outdir / RESULTS_MD)
   return results
+
+
+def _sampler_check(done: dict, curves: dict, datasets, variants, seeds) -> dict[str, Any]:
+  """Does the cheaper curve sampler rank the variants as the main sampler does? Per
+  dataset and metric: the variant order (mean over seeds, final step) under each."""
+  out = {}
+  for d in datasets:
+    out[d] = {}
+    for key in ("band_jsd", "lsd", "slope_abs_error"):
+      main, cheap = {}, {}
+      for v in variants:
+        m = [_metric(done[(d, v, s)], key) for s in seeds if (d, v, s) in done]
+        c = [study_curves._point_value(curves[(d, v, s)][-1], key)  # pylint: disable=protected-access
+             for s in seeds if (d, v, s) in curves]
+        if m and c:
+          main[v], cheap[v] = float(np.mean(m)), float(np.mean(c))
+      if len(main) >= 2:
+        order_main = sorted(main, key=main.get)
+        order_cheap = sorted(cheap, key=cheap.get)
+        out[d][key] = {"main": order_main, "curve": order_cheap,
+                       "same_ranking": order_main == order_cheap,
+                       "main_values": main, "curve_values": cheap}
+  return out
 
 
 def _numeric_environment() -> dict[str, Any]:
@@ -870,6 +936,9 @@ def results_markdown(study, results: dict, record: dict, figures: dict,
       " five rows gives "
       + (f"t = {published_test['t']:.2f}, p = {published_test['p']:.3f}"
          if published_test else "nothing") + ".", "",
+  ]
+  out += _curves_markdown(study, results, figures, outdir)
+  out += [
       "## Every run", "",
       evaluation.markdown_table([r["row"] for r in done]) if done else "(none finished)\n",
   ]
@@ -899,6 +968,82 @@ def results_markdown(study, results: dict, record: dict, figures: dict,
   out += [f"- Compute time of the runs (sum of their last execution): {_hms(total)}.", "",
           timing]
   return "\n".join(out)
+
+
+def _curves_markdown(study, results: dict, figures: dict, outdir: pathlib.Path) -> list[str]:
+  """Learning curves (plateau check), Gaussian ground truth, ceiling, sampler check."""
+  out: list[str] = []
+  curves = results.get("curves")
+  if not curves:
+    return out
+  ev = study.evaluation
+  out += ["## Learning curves", "",
+          f"Every run trains with a constant learning rate after warm-up; its checkpoints at"
+          f" steps {', '.join(str(s) for s in next(iter(next(iter(curves.values())).values()))['steps'])}"
+          f" are sampled with the curve sampler ({ev.curve_sampler}, {ev.curve_num_steps} steps,"
+          f" eta {float(ev.curve_eta):g}, x0 clipped: {bool(ev.clip_x0)}; {ev.curve_num_samples}"
+          " samples) and evaluated. eps loss: the network's mean per-coefficient eps error on"
+          f" {ev.held_images} held data images at 10 noise levels (not comparable across"
+          " schedules: each schedule poses a different regression problem; the excess over"
+          " the optimum below is).", ""]
+  for d, by_v in curves.items():
+    fig = figures.get(f"{d}: learning curves")
+    if fig:
+      rel = os.path.relpath(fig, outdir)
+      out += [f"![{d} learning curves]({rel})", ""]
+    out += [f"Plateau check, {d} (change between the last two curve points against the"
+            " larger seed std of the two; plateaued when smaller):", "",
+            "| variant | metric | steps | change | seed std | plateaued |", "|---|---|---|---|---|---|"]
+    for v, checks in results["plateau"][d].items():
+      for key, c in checks.items():
+        if c:
+          out.append(f"| {v} | {key} | {c['from_step']} -> {c['to_step']} |"
+                     f" {c['change']:.4g} | {c['seed_std']:.4g} | {'yes' if c['plateaued'] else 'no'} |")
+    out.append("")
+    excess = [(v, e["excess_final"]) for v, e in by_v.items() if "excess_final" in e]
+    if excess:
+      out += [f"### Gaussian ground truth: {d}", "",
+              "The data is exactly Gaussian and stationary, so each variant's Bayes-optimal eps"
+              " predictor is known per frequency. Excess eps loss of the trained network over"
+              " its own schedule's optimum at the final step (mean over seeds), per noise-level"
+              " bucket (rows, t) and band (columns, low to high frequency):", ""]
+      fig = figures.get(f"{d}: excess eps loss")
+      if fig:
+        out += [f"![{d} excess eps loss]({os.path.relpath(fig, outdir)})", ""]
+      t_edges = excess[0][1]["t_edges"]
+      out += ["| variant | " + " | ".join(f"t {t_edges[i]}-{t_edges[i + 1] - 1}"
+                                          for i in range(len(t_edges) - 1))
+              + " | all |", "|---" * (len(t_edges) + 1) + "|"]
+      for v, x in excess:
+        m = np.asarray(x["mean"])
+        out.append(f"| {v} | " + " | ".join(f"{np.nanmean(row):.4f}" for row in m)
+                   + f" | {np.nanmean(m):.4f} |")
+      out.append("")
+    ceiling = results.get("ceiling", {}).get(d)
+    if ceiling:
+      out += [f"Ceiling, {d}: spectral metrics of samples drawn with each schedule's exact"
+              " optimal denoiser (no training), main and curve sampler:", "",
+              "| variant | sampler | \|slope error\| | band JSD | LSD | band corr. |",
+              "|---|---|---|---|---|---|"]
+      for v, by_s in ceiling.items():
+        for name, stats in by_s.items():
+          out.append(f"| {v} | {name} | " + " | ".join(
+              _fmt_stat(stats[k], 4) for k in ("slope_abs_error", "band_jsd", "lsd",
+                                               "band_corr")) + " |")
+      out.append("")
+  check = results.get("sampler_check", {})
+  if check:
+    out += ["### Does the curve sampler rank like the main sampler?", "",
+            f"Final step, variants ordered best first by each metric (main: {ev.sampler},"
+            f" curve: {ev.curve_sampler} {ev.curve_num_steps}):", "",
+            "| dataset | metric | main sampler | curve sampler | same ranking |",
+            "|---|---|---|---|---|"]
+    for d, by_k in check.items():
+      for key, c in by_k.items():
+        out.append(f"| {d} | {key} | {' < '.join(c['main'])} | {' < '.join(c['curve'])} |"
+                   f" {'yes' if c['same_ranking'] else 'no'} |")
+    out.append("")
+  return out
 
 
 # ----------------------------------------------------------------------------------
@@ -961,6 +1106,15 @@ def write_figures(study, outdir: pathlib.Path, datasets, variants, seeds) -> dic
       base = figdir / f"{d}_samples_{v}"
       plotting.plot_sample_grid(images[:n], title=f"{d}: {v}", path=base)
       written[f"{d}: samples {v}"] = f"{base}.png"
+  results_path = outdir / RESULTS_JSON
+  if results_path.exists():
+    curves = json.loads(results_path.read_text()).get("curves", {})
+    for d, summary in curves.items():
+      written[f"{d}: learning curves"] = study_curves.plot_curves(
+          summary, d, figdir / f"{d}_learning_curves")
+      path = study_curves.plot_excess(summary, d, figdir / f"{d}_excess_eps_loss")
+      if path:
+        written[f"{d}: excess eps loss"] = path
   if references:
     base = figdir / "datasets_psd"
     plotting.plot_dataset_psds(references, normalize=True, path=base)

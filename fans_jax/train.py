@@ -21,6 +21,12 @@ a NaN/Inf loss stops training before anything is saved after it, metric writers
 through tensorboardX on process 0, no TensorFlow), periodic sample grids with the
 samples' spectral slope. The library reads no flags: ``launch/train.py`` parses them and
 calls :func:`train_and_evaluate`.
+
+Around the run: a start validates everything (every config section, the workdir's
+files, the data, the schedule and the samplers against it) before it writes anything,
+then takes the workdir's lock (:mod:`fans_jax.utils.lock`); SIGTERM is handled from the
+first line to the last (:class:`_Termination`); a checkpoint that cannot be written
+ends the run with one :class:`fans_jax.checkpointing.CheckpointSaveError`.
 """
 
 from __future__ import annotations
@@ -274,8 +280,8 @@ def parse_config(config: ml_collections.ConfigDict) -> Sections:
     try:
       check(shape)
     except ValueError as e:
-      raise ValueError(f"config.model does not fit the images of config.data (image_size="
-                       f"{shape[0]}, channels={shape[2]}): {e}") from None
+      raise ValueError(f"config.model does not fit config.data.image_size={shape[0]}"
+                       f" (channels={shape[2]}): {e}") from None
   if experiment.needs_spectrum(sections.noise) or sections.sample.every_steps:
     experiment.check_spectrum_bands(config)
   return sections
@@ -685,13 +691,29 @@ def _sample_spectrum_metrics(images: np.ndarray,
                                 band_powers=np.ones(1), band_spec=spectra.BandSpec(1),
                                 count=len(images), width=images.shape[2])
   freqs, profile = gen.radial_profile()
-  out = {"samples/alpha": float(gen.fit().alpha)}
+  out = {}
+  alpha = _fitted_alpha(gen)
+  if alpha is not None:
+    out["samples/alpha"] = alpha
   if reference is not None:
     _, ref = reference.radial_profile()
     keep = (freqs > 0) & (profile > 0) & (ref > 0)
-    out["samples/alpha_data"] = float(reference.fit().alpha)
-    out["samples/lsd"] = float(np.mean(np.abs(np.log10(profile[keep]) - np.log10(ref[keep]))))
+    alpha_data = _fitted_alpha(reference)
+    if alpha_data is not None:
+      out["samples/alpha_data"] = alpha_data
+    if keep.any():
+      out["samples/lsd"] = float(np.mean(np.abs(np.log10(profile[keep]) -
+                                                np.log10(ref[keep]))))
   return out
+
+
+def _fitted_alpha(stats: spectra.DatasetSpectrum) -> float | None:
+  """The spectral slope, or None where there is no power law to fit (constant images:
+  a warning about the data was logged at start)."""
+  try:
+    return float(stats.fit().alpha)
+  except ValueError:
+    return None
 
 
 # ----------------------------------------------------------------------------------
@@ -782,9 +804,11 @@ class _Start:
   existing: _Existing
 
 
-def _inspect_workdir(config: ml_collections.ConfigDict, workdir) -> _Existing:
+def _inspect_workdir(config: ml_collections.ConfigDict, workdir,
+                     checkpoints: bool = True) -> _Existing:
   """Checks, without writing, that ``workdir`` holds this run or nothing: config.json
-  (readable, the same run identity), then the newest readable checkpoint's metadata."""
+  (readable, the same run identity), then (``checkpoints``) the newest readable
+  checkpoint's metadata."""
   config_path = workdir / sampling.CONFIG_FILE
   saved = None
   if config_path.exists():
@@ -799,7 +823,7 @@ def _inspect_workdir(config: ml_collections.ConfigDict, workdir) -> _Existing:
     check_same_run(identity, config, f"workdir {workdir}")
   steps, meta = [], None
   ckpt_dir = workdir / sampling.CHECKPOINT_DIR
-  if ckpt_dir.exists():
+  if checkpoints and ckpt_dir.exists():
     ckpt = checkpointing.Checkpointer(ckpt_dir, read_only=True)
     try:
       steps = ckpt.steps()
@@ -896,7 +920,8 @@ def _train(config: ml_collections.ConfigDict, start: _Start,
   lock = lock_lib.WorkdirLock(workdir)
   _acquire(lock)
   try:
-    _inspect_workdir(config, workdir)  # again, under the lock
+    # Again, under the lock: a run started meanwhile has written its config.json.
+    _inspect_workdir(config, workdir, checkpoints=False)
     if jax.process_index() == 0:
       experiment.write_text_atomic(workdir / sampling.CONFIG_FILE, json.dumps(
           config_utils.to_dict(config), indent=2, sort_keys=True))

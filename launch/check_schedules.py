@@ -12,7 +12,6 @@ This is the measurement behind fans-method.md section 3 and the README's schedul
 from __future__ import annotations
 
 import itertools
-import re
 
 from absl import app, flags, logging
 
@@ -30,6 +29,17 @@ flags.DEFINE_list("gammas", ["-0.5", "0", "1", "2"], "Gamma values for the annea
 flags.DEFINE_string("output", "", "Write the markdown report here (default: print only).")
 
 
+def _numbers(values) -> bool:
+  try:
+    return all(float(v) == float(v) for v in values)  # parses, and is not NaN
+  except ValueError:
+    return False
+
+
+flags.register_validator("gammas", _numbers,
+                         message="--gammas takes comma-separated numbers, e.g. -0.5,0,1,2.")
+
+
 def check(name, beta_schedule, psd, band_powers, **options) -> str:
   """'valid (margin)' or 'breaks at t=...'."""
   try:
@@ -37,11 +47,8 @@ def check(name, beta_schedule, psd, band_powers, **options) -> str:
                                     (FLAGS.image_size, FLAGS.image_size), data_psd=psd,
                                     **options)
     return f"valid ({sched.min_margin:.1e})"
-  except ValueError as e:
-    match = re.search(r"at t=(\d+)", str(e))
-    if match is None:
-      raise
-    return f"breaks at t={match.group(1)}"
+  except schedules.ForwardChainError as e:
+    return f"breaks at t={e.t}"
 
 
 def main(argv):
@@ -58,8 +65,9 @@ def main(argv):
     cfg = data.default_config()
     cfg.name, cfg.image_size = name, FLAGS.image_size
     logging.info("spectrum of %s", name)
-    num_images = min(FLAGS.num_images, len(data.get_source(cfg)))
-    stats[name] = data.dataset_spectrum(cfg, num_images=num_images)
+    source = data.get_source(cfg)
+    num_images = min(FLAGS.num_images, len(source))
+    stats[name] = data.dataset_spectrum(cfg, num_images=num_images, source=source)
 
   families = schedules.spectrum_family_names()
   lines += ["## Every family with its default options", "",
@@ -72,8 +80,9 @@ def main(argv):
   gammas = [float(g) for g in FLAGS.gammas]
   paths = [(g_T, g_0) for g_T in gammas for g_0 in gammas if g_T != g_0]
   lines += ["", "## Annealed gamma paths (linear in t), gamma_T -> gamma_0", "",
-            "Cap = `max_ratio` on the dataset spectrum before the power (default 1e3);"
-            " `none` = raw radial spectrum.", "",
+            "Cap = `max_ratio` on the noise spectrum S_t itself, after the power"
+            " gamma(t), at every t: max S_t / min S_t <= cap (default 1e3); `none` = the raw"
+            " radial spectrum to the power gamma(t).", "",
             "| dataset | beta | cap | " + " | ".join(f"{a:g}->{b:g}" for a, b in paths) + " |",
             "|---|---|---|" + "---|" * len(paths)]
   for name, beta, cap in itertools.product(FLAGS.datasets, FLAGS.beta_schedules, [1e3, None]):

@@ -21,10 +21,15 @@ _PHASE = ["before"]
 
 
 def _sigterm_outside_training(signum, frame):  # pylint: disable=unused-argument
-  what = ("before training started: nothing was written" if _PHASE[0] == "before"
-          else "after training returned")
-  sys.stderr.write(f"launch/train.py: SIGTERM {what}; exiting.\n")
-  raise SystemExit(0)
+  if _PHASE[0] != "before":  # the process is exiting already, with its own status
+    sys.stderr.write("launch/train.py: SIGTERM after training returned; exiting.\n")
+    return
+  sys.stderr.write("launch/train.py: SIGTERM before training started: nothing was written;"
+                   " exiting.\n")
+  sys.stderr.flush()
+  # Not SystemExit: raised inside the import of a C extension (jaxlib) it can leave a
+  # half-built module whose teardown crashes the interpreter. Nothing needs cleaning up.
+  os._exit(0)  # pylint: disable=protected-access
 
 
 signal.signal(signal.SIGTERM, _sigterm_outside_training)  # first, before the slow imports
@@ -101,7 +106,12 @@ def main(argv):
   try:
     train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   except train.Terminated:
-    sys.exit(0)  # SIGTERM during start-up: the library said what is kept
+    # SIGTERM during start-up: the library released the lock and said what is kept.
+    # Exit at once: the signal may have cut an import of a C extension short (see
+    # _sigterm_outside_training), and nothing is left to clean up.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # pylint: disable=protected-access
   except (FileNotFoundError, train.data.MissingPackageError) as e:
     # Missing data, file or package: the message says what to do; no traceback.
     sys.exit(f"launch/train.py: {e}")

@@ -238,3 +238,19 @@ def test_folder_bad_inputs(tmp_path):
   (tmp_path / "allbad" / "x.png").write_bytes(b"garbage")
   with pytest.raises(ValueError, match="could be decoded"):
     data.get_source(folder_cfg(tmp_path / "allbad"))
+
+
+def test_offline_set_honours_num_examples(shared_data_dir):
+  """num_examples=500 keeps 500 of CIFAR-10's 10k training images, spread evenly over
+  the class-sorted file: 50 of each class."""
+  full = data.get_source(data.with_overrides(name="cifar10_local", data_dir=str(shared_data_dir)))
+  sub = data.get_source(data.with_overrides(name="cifar10_local", num_examples=500,
+                                            data_dir=str(shared_data_dir)))
+  assert len(full) == 10000 and len(sub) == 500
+  np.testing.assert_array_equal(sub.get_batch(range(500)), full.get_batch(range(0, 10000, 20)))
+  labels = local.load_npz_array(shared_data_dir / "cifar10_train10k_uint8.npz", "labels")
+  assert np.bincount(labels[base.spread_indices(10000, 500)]).tolist() == [50] * 10
+  assert sub.fingerprint() != full.fingerprint() and "num_examples" not in full.fingerprint()
+  with pytest.raises(ValueError, match="num_examples must be >= 1"):
+    data.get_source(data.with_overrides(name="cifar10_local", num_examples=0,
+                                        data_dir=str(shared_data_dir)))

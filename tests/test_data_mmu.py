@@ -1,5 +1,7 @@
 """Multimodal Universe cutouts from local HDF5 and parquet files."""
 
+import sys
+
 import h5py
 import numpy as np
 import pyarrow as pa
@@ -79,3 +81,13 @@ def test_stretch_is_monotone_and_clips():
   f = np.array([-1.0, -0.05, 0.0, 0.1, 1.0, 50.0, 1e4])
   u = mmu.stretch(f, 0.1, (-0.05, 50.0))
   assert u[0] == u[1] == 0 and u[-1] == u[-2] == 255 and np.all(np.diff(u.astype(int)) >= 0)
+
+
+@pytest.mark.parametrize("module", ["h5py", "pyarrow"])
+def test_missing_reader_names_the_extra(tmp_path, monkeypatch, module):
+  write_hdf5(tmp_path / "a.hdf5", np.ones((2, 4, 8, 8), np.float32))
+  pq.write_table(pa.table({"image": [{"band": BANDS, "flux": np.ones((4, 8, 8)).tolist()}]}),
+                 tmp_path / "b.parquet")
+  monkeypatch.setitem(sys.modules, module, None)  # as if not installed
+  with pytest.raises(data.MissingPackageError, match=rf"'{module}'.*fans_jax\[mmu\]"):
+    data.get_source(mmu_cfg(tmp_path))

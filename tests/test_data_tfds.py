@@ -1,4 +1,9 @@
-"""tfds code paths with tfds.testing.mock_data (no network, no TensorFlow needed)."""
+"""tfds code paths with tfds.testing.mock_data (no network, no TensorFlow needed), and
+what a user sees without tfds or without the prepared data."""
+
+import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -6,6 +11,8 @@ import tensorflow_datasets as tfds
 
 import fans_jax.data as data
 from fans_jax.data import base
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def tfds_cfg(name, **kw):
@@ -59,3 +66,26 @@ def test_unprepared_dataset_names_offline_alternative(tmp_path):
       data.get_source(tfds_cfg(name, tfds_data_dir=str(tmp_path)))
   with pytest.raises(ValueError, match="tfds_name"):
     data.get_source(tfds_cfg("tfds"))
+
+
+def test_missing_tfds_names_the_extra(monkeypatch):
+  monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)  # as if not installed
+  with pytest.raises(data.MissingPackageError, match=r"cifar10_local.*fans_jax\[tfds\]"):
+    data.get_source(tfds_cfg("cifar10"))
+
+
+def test_train_without_prepared_data_stops_first_and_writes_nothing(tmp_path):
+  """launch/train.py on the tfds config without the data: one short message that starts
+  with the dataset and its fix, no traceback, and no workdir."""
+  workdir = tmp_path / "run"
+  cmd = [sys.executable, str(ROOT / "launch" / "train.py"), "--config=configs/cifar_fans.py",
+         f"--workdir={workdir}", f"--config.data.tfds_data_dir={tmp_path / 'no_tfds'}",
+         "--jit_cache="]
+  res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+  assert res.returncode == 1, res.stderr[-3000:]
+  last = res.stderr.strip().splitlines()[-1]
+  assert last.startswith("launch/train.py: tfds dataset 'cifar10' (split 'train') is not"
+                         " prepared"), last
+  assert "name='cifar10_local'" in last and "fans_jax[tfds]" in last
+  assert "Traceback" not in res.stderr and len(res.stderr.splitlines()) < 10, res.stderr
+  assert not workdir.exists()

@@ -82,7 +82,7 @@ def test_evaluate_two_runs(runs, tmp_path, no_inception, shared_data_dir):
   rows = evaluation.evaluate([runs["white"], runs["matched"]], [], _options(tmp_path),
                              output_dir=str(out))
   noise_row = rows[0]
-  real_row = evaluation.evaluate_run(runs["matched"], str(samples), _options(tmp_path))
+  real_row = evaluation.evaluate_run(runs["matched"], str(samples), _options(tmp_path)).row
   assert noise_row["sampler"] == "ddim" and noise_row["steps"] == 2 and noise_row["seed"] == 3
   assert noise_row["num_samples"] == 72 and noise_row["resolution"] == "32x32x3"
   assert noise_row["schedule"].startswith("white") and "T=100" in noise_row["schedule"]
@@ -119,7 +119,7 @@ def test_evaluate_errors(runs, tmp_path, no_inception, shared_data_dir):
     evaluation.evaluate_run(str(empty), options=options)
   # Saved samples need the run's config (dataset, schedule) but no checkpoint.
   real = _save_real_samples(tmp_path / "real.npz", shared_data_dir)
-  row = evaluation.evaluate_run(str(empty), str(real), options)
+  row = evaluation.evaluate_run(str(empty), str(real), options).row
   assert row["step"] == "unknown" and row["schedule"].startswith("white")
   small = tmp_path / "small.npz"
   np.savez(small, images=np.zeros((80, 16, 16, 3), np.uint8))
@@ -179,28 +179,30 @@ def test_launch_evaluate(runs, tmp_path, no_inception, shared_data_dir):
 
 
 def test_feature_metrics_fd_and_kid(tmp_path, shared_data_dir):
-  # The FD/KID plumbing FID uses, run with the ResNet-20 features (the Inception
-  # weights are not available here): two disjoint sets of real test images.
+  # The FD/KID evaluators FID uses, run with the ResNet-20 features: two disjoint sets
+  # of real test images, then noise against the same reference.
   del shared_data_dir
+  import dataclasses  # pylint: disable=import-outside-toplevel
   import fans_jax.data as data  # pylint: disable=import-outside-toplevel
+  from fans_jax.metrics import evaluators  # pylint: disable=import-outside-toplevel
   cfg = data.with_overrides(None, name="cifar10_local", split="test")
   src = data.get_source(cfg)
-  samples = evaluation.SampleSet(
-      images=evaluation.quantize(src.get_batch(np.arange(100, 200))), settings=None,
-      source="test")
-  options = _options(tmp_path, kid_subsets=5, kid_subset_size=50)
-  out = evaluation._feature_metrics(  # pylint: disable=protected-access
-      "resnet20_cifar10", None, samples, lambda: src.get_batch(np.arange(100)), src, cfg,
-      100, options, True, True)
-  assert out["fd"] > 0
-  kid = out["kid"]
-  assert (kid["num_subsets"], kid["subset_size"]) == (5, 50)
-  assert np.isfinite(kid["mean"]) and kid["std"] > 0
-  noise = evaluation.SampleSet(
-      images=evaluation.quantize(np.random.default_rng(0).integers(0, 256, (100, 32, 32, 3),
-                                                                   np.uint8)),
-      settings=None, source="noise")
-  far = evaluation._feature_metrics(  # pylint: disable=protected-access
-      "resnet20_cifar10", None, noise, lambda: src.get_batch(np.arange(100)), src, cfg, 100,
-      options, True, True)
-  assert far["fd"] > out["fd"] and far["kid"]["mean"] > kid["mean"] + 3 * kid["std"]
+  reference = evaluators.Reference(
+      name=src.name, split="test", fingerprint=src.fingerprint(), image_shape=(32, 32, 3),
+      num_images=100, images=lambda: src.get_batch(np.arange(100)), spectrum=None,
+      cache_dir=str(tmp_path / "features"))
+  fd = evaluators.FrechetEvaluator("fd_resnet20", "resnet20_cifar10")
+  kid_eval = evaluators.KernelEvaluator("kid", "resnet20_cifar10", num_subsets=5, subset_size=50)
+  real = evaluators.Samples(evaluation.quantize(src.get_batch(np.arange(100, 200))))
+  out, kid = fd.run(real, reference), kid_eval.run(real, reference)
+  assert isinstance(out, evaluators.FrechetResult) and out.value > 0
+  assert (kid.num_subsets, kid.subset_size) == (5, 50)
+  assert np.isfinite(kid.mean) and kid.std > 0
+  assert list(real.features) == ["resnet20_cifar10"]  # one feature pass for both
+  noise = evaluators.Samples(evaluation.quantize(
+      np.random.default_rng(0).integers(0, 256, (100, 32, 32, 3), np.uint8)))
+  far, far_kid = fd.run(noise, reference), kid_eval.run(noise, reference)
+  assert far.value > out.value and far_kid.mean > kid.mean + 3 * kid.std
+  assert dataclasses.asdict(far_kid)["subset_size"] == 50
+  with pytest.raises(ValueError, match="not one of"):
+    evaluators.get("psnr", evaluation.EvalOptions())

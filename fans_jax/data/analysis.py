@@ -25,6 +25,24 @@ from fans_jax.data import registry
 from fans_jax.data import spectra_cache
 
 
+# Non-DC power below this fraction of the total: no structure (constant images).
+DEGENERATE_FRACTION = 1e-9
+
+
+def degenerate_reason(stats: spectra.DatasetSpectrum) -> str | None:
+  """Why a dataset spectrum is degenerate (non-finite values, or no power outside DC:
+  constant or all-zero images), or None if it is not."""
+  psd = np.asarray(stats.psd, np.float64)
+  if not np.all(np.isfinite(psd)):
+    return f"{int((~np.isfinite(psd)).sum())} of its {psd.size} spectrum values are not finite"
+  total = float(psd.sum())
+  outside = total - float(psd[0, 0])
+  if total <= 0 or outside <= DEGENERATE_FRACTION * total:
+    return (f"no power outside DC (non-DC power {outside:.3g} of {total:.3g}): the images are"
+            " constant (or all zero)")
+  return None
+
+
 def spectrum_report(stats: spectra.DatasetSpectrum, cfg: ml_collections.ConfigDict,
                     f_lo: float | None = None, f_hi: float = 0.5) -> dict[str, Any]:
   """Everything ``spectra.json`` holds for one dataset (JSON-serialisable).
@@ -33,9 +51,25 @@ def spectrum_report(stats: spectra.DatasetSpectrum, cfg: ml_collections.ConfigDi
   fit_range ``[f_lo, f_hi]`` (cycles/px), band_spec, band_edges, band_powers,
   radial_profile ``{freqs, psd, variance}`` (per-coefficient means over annuli),
   variance (the ``[H, Wr]`` per-frequency signal variance, channel mean), psd
-  (``[H, Wr]``).
+  (``[H, Wr]``), warning (None, or why the data is degenerate). Degenerate data
+  (constant images: no power outside DC) has no power law: alpha, amplitude and r2
+  are then None (JSON null, never NaN), with a logged warning.
   """
-  fit = stats.fit(f_lo, f_hi)
+  reason = degenerate_reason(stats)
+  values = (None, None, None)
+  fit_range = [f_lo, f_hi]
+  if reason is None:
+    try:
+      fit = stats.fit(f_lo, f_hi)
+      values = (float(fit.alpha), float(fit.amplitude), float(fit.r2))
+      fit_range = [float(fit.f_lo), float(fit.f_hi)]
+      if not all(np.isfinite(values)):
+        reason, values = "a power-law fit that is not finite", (None, None, None)
+    except ValueError as e:  # e.g. a radial bin without power
+      reason = f"no power-law fit ({e})"
+  if reason is not None:
+    logging.warning("degenerate data: %s has %s; no power law is fitted (alpha, amplitude and"
+                    " R^2 are null).", cfg.name, reason)
   freqs, psd_profile = stats.radial_profile()
   _, var_profile = spectra.radial_profile(jnp.asarray(stats.variance), width=stats.width)
   height = stats.psd.shape[0]
@@ -45,8 +79,8 @@ def spectrum_report(stats: spectra.DatasetSpectrum, cfg: ml_collections.ConfigDi
       "image_shape": [height, stats.width, int(stats.psd_channels.shape[-1])],
       "num_images": int(stats.count),
       "scale": "model inputs u/127.5 - 1 in [-1, 1]; orthonormal rfft2; channel mean",
-      "alpha": float(fit.alpha), "amplitude": float(fit.amplitude), "r2": float(fit.r2),
-      "fit_range": [float(fit.f_lo), float(fit.f_hi)],
+      "alpha": values[0], "amplitude": values[1], "r2": values[2], "warning": reason,
+      "fit_range": fit_range,
       "band_spec": dataclasses.asdict(stats.band_spec),
       "band_edges": stats.band_spec.edges(height, stats.width).tolist(),
       "band_powers": np.asarray(stats.band_powers).tolist(),
@@ -87,6 +121,8 @@ def plot_psd(reports: Sequence[dict], path, title: str = "") -> None:
   for rep in reports:
     f = np.asarray(rep["radial_profile"]["freqs"])
     p = np.asarray(rep["radial_profile"]["psd"])
+    if rep["alpha"] is None:  # degenerate data (see analyze): nothing to draw
+      continue
     line, = ax.loglog(f[1:], p[1:], label=f"{rep['dataset']}  alpha={rep['alpha']:.2f}"
                       f" (R²={rep['r2']:.3f})")
     lo, hi = rep["fit_range"]
@@ -164,21 +200,24 @@ def analyze(cfg: ml_collections.ConfigDict, datasets: Sequence[str] = (),
   out = pathlib.Path(output_dir) if output_dir else None
   for name in names:
     dcfg = config_lib.with_overrides(base_cfg, name=name)
-    size = len(registry.get_source(dcfg))
+    source = registry.get_source(dcfg)  # built once (a folder is decoded once)
+    size = len(source)
     n = size if num_images is None else min(int(num_images), size)
     if num_images is not None and n < num_images:
       logging.info("%s has %d images (< num_images=%d): using all.", name, size, num_images)
-    stats = spectra_cache.dataset_spectrum(dcfg, n, band_spec, cache_dir, use_cache)
+    stats = spectra_cache.dataset_spectrum(dcfg, n, band_spec, cache_dir, use_cache,
+                                           source=source)
     rep = spectrum_report(stats, dcfg, f_lo, f_hi)
     reports.append(rep)
-    logging.info("%s: alpha=%.3f (R^2=%.4f, fit %.4g-%.4g cycles/px) over %d images",
-                 name, rep["alpha"], rep["r2"], *rep["fit_range"], rep["num_images"])
+    if rep["alpha"] is not None:
+      logging.info("%s: alpha=%.3f (R^2=%.4f, fit %.4g-%.4g cycles/px) over %d images",
+                   name, rep["alpha"], rep["r2"], *rep["fit_range"], rep["num_images"])
     if out is not None:
       d = out / name
       d.mkdir(parents=True, exist_ok=True)
       with open(d / "spectra.json", "w") as f:
         json.dump(rep, f)
-      if figures:
+      if figures and rep["alpha"] is not None:  # degenerate data: no power to plot
         plot_psd([rep], d / "psd.png", title=f"{name}: radially averaged PSD")
         plot_running_variance([rep], d / "running_variance.png")
   if out is not None and len(reports) > 1:
@@ -186,9 +225,10 @@ def analyze(cfg: ml_collections.ConfigDict, datasets: Sequence[str] = (),
                                   "image_shape", "band_powers")} for r in reports]
     with open(out / "comparison.json", "w") as f:
       json.dump(summary, f, indent=1)
-    if figures:
-      plot_psd(reports, out / "comparison_psd.png", title="dataset PSDs")
-      plot_running_variance(reports, out / "comparison_running_variance.png")
+    drawn = [r for r in reports if r["alpha"] is not None]
+    if figures and drawn:
+      plot_psd(drawn, out / "comparison_psd.png", title="dataset PSDs")
+      plot_running_variance(drawn, out / "comparison_running_variance.png")
   return reports
 
 
@@ -196,7 +236,10 @@ def markdown_table(reports: Sequence[dict]) -> str:
   rows = ["| dataset | images | shape | alpha | R^2 | fit range (cycles/px) |",
           "|---|---|---|---|---|---|"]
   for r in reports:
+    alpha = "n/a" if r["alpha"] is None else f"{r['alpha']:.3f}"
+    r2 = "n/a (degenerate data)" if r["r2"] is None else f"{r['r2']:.4f}"
+    fit_range = ("n/a" if r["alpha"] is None
+                 else f"{r['fit_range'][0]:.4g}-{r['fit_range'][1]:.4g}")
     rows.append(f"| {r['dataset']} | {r['num_images']} | {'x'.join(map(str, r['image_shape']))}"
-                f" | {r['alpha']:.3f} | {r['r2']:.4f} | {r['fit_range'][0]:.4g}-"
-                f"{r['fit_range'][1]:.4g} |")
+                f" | {alpha} | {r2} | {fit_range} |")
   return "\n".join(rows)

@@ -145,7 +145,8 @@ def images_to_uint8(array: np.ndarray, value_range=(0.0, 1.0), where: str = "") 
   """Validates an image array and returns ``uint8 [N, H, W, C]``.
 
   Accepts ``[N, H, W]`` (gray) or ``[N, H, W, C]`` with C in {1, 3, 4}; uint8 as is;
-  other integers must lie in [0, 255]; floats must be finite and inside
+  other integers must lie in [0, 255] (booleans are refused: masks, not images);
+  floats must be finite and inside
   ``value_range = (lo, hi)``, mapped linearly onto [0, 255] and rounded.
   """
   a = np.asarray(array)
@@ -158,7 +159,11 @@ def images_to_uint8(array: np.ndarray, value_range=(0.0, 1.0), where: str = "") 
                      f" got shape {array.shape}{hint}.")
   if a.dtype == np.uint8:
     return a
-  if np.issubdtype(a.dtype, np.integer) or a.dtype == bool:
+  if a.dtype == bool:  # a mask, not an image: 0/1 would be near-black, silently
+    raise ValueError(f"{where}: boolean arrays are not images (True/False would become"
+                     " pixel values 1/0 of 255). Convert them first, e.g."
+                     " `images.astype(np.uint8) * 255`.")
+  if np.issubdtype(a.dtype, np.integer):
     lo, hi = int(a.min()), int(a.max())
     if lo < 0 or hi > 255:
       raise ValueError(f"{where}: integer images must lie in [0, 255]; found values in"

@@ -3,22 +3,23 @@
 For each run (a training workdir, or a saved ``.npz`` of samples with the workdir that
 made them) :func:`evaluate_run`:
 
-1. gets samples: :func:`fans_jax.sampling.generate` from the run's checkpoint, or a
-   saved ``.npz`` (key ``images``: uint8, or floats in [-1, 1]);
-2. computes spectral fidelity (:mod:`fans_jax.metrics.spectral`) against the run's
-   dataset (``run.config.data``; ``num_reference`` images spread evenly over it, statistics from
-   :func:`fans_jax.data.dataset_spectrum`, cached);
-3. computes ``FD-ResNet20`` when the dataset is CIFAR-10 at 32x32x3, and FID / KID
-   with the Inception-v3 pool features when its weights file exists; reference
-   features are cached (:mod:`fans_jax.metrics.reference`). Metrics that cannot be
-   computed say so in the table ("not computed: weights missing at ..."), never a
-   number.
+1. gets samples: :func:`fans_jax.sampling.generate_with` from the run's checkpoint
+   (x0 clipped at every step unless the settings say otherwise), or a sample file
+   (:mod:`fans_jax.sample_files`);
+2. plans which metrics apply (:func:`plan_metrics`) and runs the evaluators they name
+   (:mod:`fans_jax.metrics.evaluators`: ``spectral`` against the run's dataset,
+   ``fd_resnet20`` on CIFAR-10 at 32x32x3, ``fid`` / ``kid`` with the Inception-v3 pool
+   features when its weights exist); reference statistics are cached. Metrics that
+   cannot be computed say why in the table ("not computed: weights missing at ..."),
+   never a number;
+3. returns a :class:`RunEvaluation`: the JSON row, the images, the typed results.
 
 Both sample and reference images pass through the same uint8 quantisation before any
 metric (samples are clipped to [-1, 1] and rounded as if saved as PNGs).
 
-Every row names the dataset, resolution, noise schedule, sampler, steps, seed and
-number of samples (method section 7).
+Every row names the dataset, resolution, noise schedule, sampler, steps, eta, x0
+clipping, seed and number of samples. :func:`evaluate_files` compares two image files
+(FID / KID from the command line).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from absl import logging
 from fans_jax import sample_files
 from fans_jax import schedules as schedules_lib
 from fans_jax.data import spectra_cache
+from fans_jax.metrics import evaluators as evaluators_lib
 from fans_jax.metrics import features as features_lib
 from fans_jax.metrics import frechet
 from fans_jax.metrics import inception as inception_lib
@@ -319,40 +321,29 @@ def plan_metrics(dataset: str, image_shape, num_samples: int, num_reference: int
   return plan
 
 
-def _feature_metrics(network_name: str, weights: str | None, samples: SampleSet,
-                     reference_images, source, cfg, n_ref: int, options: EvalOptions,
-                     with_fd: bool, with_kid: bool) -> dict[str, Any]:
-  network = features_lib.get_feature_network(network_name, weights)
-  ref = reference_lib.reference_features(
-      network, reference_images, name=source.name,
-      dataset={"fingerprint": source.fingerprint(), "split": cfg.split},
-      num_images=n_ref, image_shape=source.image_shape, cache_dir=options.cache_dir,
-      batch_size=options.feature_batch_size)
-  feats = network(samples.images, batch_size=options.feature_batch_size, progress=True)
-  out = {}
-  if with_fd:
-    out["fd"] = frechet.frechet_distance(
-        frechet.feature_statistics(feats, network.name), ref.stats)
-  if with_kid:
-    kid = frechet.kernel_distance(feats, ref.features, options.kid_subsets,
-                                  options.kid_subset_size, seed=0)  # fixed subsets
-    out["kid"] = {"mean": kid.mean, "std": kid.std, "num_subsets": kid.num_subsets,
-                  "subset_size": kid.subset_size}
-  return out
+@dataclasses.dataclass(frozen=True)
+class RunEvaluation:
+  """What :func:`evaluate_run` returns.
 
+  row: the JSON-serialisable table row (settings, and each metric's value or the
+    reason it was not computed). samples: the evaluated images ``[N, H, W, C]`` in
+    [-1, 1]. results: metric name -> typed result (:mod:`fans_jax.metrics.evaluators`).
+  """
+  row: dict
+  samples: np.ndarray
+  results: dict
 
-def _settings_columns(settings: sample_files.SamplerSettings | None) -> dict[str, Any]:
-  if settings is None:
-    return {"sampler": "unknown", "steps": "unknown", "eta": "unknown", "clip_x0": "unknown",
-            "seed": "unknown"}
-  return {"sampler": settings.sampler, "steps": settings.num_steps, "eta": settings.eta,
-          "clip_x0": settings.clip_x0, "seed": settings.seed}
+  @property
+  def summaries(self):
+    """``(reference, samples)`` spectral summaries, or None."""
+    spectral = self.results.get("spectral")
+    return None if spectral is None else (spectral.reference_summary, spectral.sample_summary)
 
 
 def evaluate_run(workdir: str | None = None, samples_path: str | None = None,
                  options: EvalOptions | None = None, run=None,
-                 sample_set: SampleSet | None = None) -> dict[str, Any]:
-  """Evaluates one run; returns its row (JSON-serialisable but for private ``_*`` keys).
+                 sample_set: SampleSet | None = None) -> RunEvaluation:
+  """Evaluates one run with the evaluators its options name; returns a :class:`RunEvaluation`.
 
   Args:
     workdir: the training workdir (its config names the dataset and schedule).
@@ -397,38 +388,22 @@ def evaluate_run(workdir: str | None = None, samples_path: str | None = None,
       **_settings_columns(samples.settings),
       "num_samples": int(samples.images.shape[0]), "num_reference": n_ref,
   }
-  if plan["spectral"] is None:
-    stats = data.dataset_spectrum(cfg, num_images=n_ref, band_spec=options.spectral.band_spec(),
-                                  cache_dir=options.data_cache_dir)
-    ref_summary = spectral_lib.summary_from_dataset_spectrum(stats, image_shape, options.spectral)
-    gen_summary = spectral_lib.spectral_summary(samples.images, options.spectral)
-    row["spectral"] = spectral_lib.compare_summaries(gen_summary, ref_summary)
-    row["_summaries"] = (ref_summary, gen_summary)
-  else:
-    row["spectral"] = plan["spectral"]
-  cached_ref = {}
-
-  def reference_images():
-    if "images" not in cached_ref:
-      cached_ref["images"] = _read_reference(source, n_ref)
-    return cached_ref["images"]
-
-  if plan["fd_resnet20"] is None:
-    out = _feature_metrics("resnet20_cifar10", options.resnet20_weights, samples,
-                           reference_images, source, cfg, n_ref, options, True, False)
-    row["fd_resnet20"] = out["fd"]
-  else:
-    row["fd_resnet20"] = plan["fd_resnet20"]
-  if plan["fid"] is None or plan["kid"] is None:
-    out = _feature_metrics("inception_v3", options.inception_weights, samples,
-                           reference_images, source, cfg, n_ref, options,
-                           plan["fid"] is None, plan["kid"] is None)
-    row["fid"] = out.get("fd", plan["fid"])
-    row["kid"] = out.get("kid", plan["kid"])
-  else:
-    row["fid"], row["kid"] = plan["fid"], plan["kid"]
-  row["_samples"] = samples.images
-  return row
+  reference = evaluators_lib.Reference(
+      name=source.name, split=cfg.split, fingerprint=source.fingerprint(),
+      image_shape=image_shape, num_images=n_ref,
+      images=lambda: _read_reference(source, n_ref),
+      spectrum=lambda spec: data.dataset_spectrum(cfg, num_images=n_ref, band_spec=spec,
+                                                  cache_dir=options.data_cache_dir),
+      cache_dir=options.cache_dir, feature_batch_size=options.feature_batch_size)
+  inputs = evaluators_lib.Samples(samples.images)
+  results = {}
+  for name in METRICS:
+    if plan[name] is None:
+      results[name] = evaluators_lib.get(name, options).run(inputs, reference)
+      row[name] = results[name].to_json()
+    else:
+      row[name] = plan[name]  # why it was not computed
+  return RunEvaluation(row=row, samples=samples.images, results=results)
 
 
 # ----------------------------------------------------------------------------------
@@ -490,44 +465,42 @@ def _fit_range_text(rows) -> str:
   return "the default range"
 
 
-def _public(row: dict) -> dict:
-  return {k: v for k, v in row.items() if not k.startswith("_")}
-
-
-def write_report(rows: Sequence[dict], output_dir: str, figures: bool = True) -> dict[str, str]:
+def write_report(evaluated: Sequence[RunEvaluation], output_dir: str, figures: bool = True
+                 ) -> dict[str, str]:
   """Writes ``metrics.json``, ``metrics.md`` and (optionally) figures; returns paths."""
   out = pathlib.Path(output_dir)
   out.mkdir(parents=True, exist_ok=True)
+  rows = [e.row for e in evaluated]
   paths = {"json": str(out / "metrics.json"), "markdown": str(out / "metrics.md")}
   with open(paths["json"], "w") as f:
-    json.dump([_public(r) for r in rows], f, indent=2, default=str)
+    json.dump(rows, f, indent=2, default=str)
   with open(paths["markdown"], "w") as f:
     f.write(markdown_table(rows))
   if figures:
-    paths.update(_write_figures(rows, out))
+    paths.update(_write_figures(evaluated, out))
   return paths
 
 
-def _write_figures(rows: Sequence[dict], out: pathlib.Path) -> dict[str, str]:
+def _write_figures(evaluated: Sequence[RunEvaluation], out: pathlib.Path) -> dict[str, str]:
   from fans_jax import plotting  # pylint: disable=g-import-not-at-top
   written = {}
   by_dataset: dict[tuple, list] = {}
-  for row in rows:
-    if "_summaries" in row:
-      by_dataset.setdefault((row["dataset"], row["resolution"]), []).append(row)
+  for e in evaluated:
+    if e.summaries is not None:
+      by_dataset.setdefault((e.row["dataset"], e.row["resolution"]), []).append(e)
   for (dataset, resolution), group in by_dataset.items():
-    ref = group[0]["_summaries"][0]
-    samples = {r["run"]: r["_summaries"][1] for r in group}
+    ref = group[0].summaries[0]
+    samples = {e.row["run"]: e.summaries[1] for e in group}
     base = out / f"spectra_{dataset}_{resolution}"
     plotting.plot_spectra_comparison(ref, samples, reference_name=dataset, path=base)
     written[f"spectra_{dataset}_{resolution}"] = str(base) + ".png"
-  for i, row in enumerate(rows):
-    if "_samples" in row:
-      base = out / f"samples_{i}_{row['run']}"
-      plotting.plot_sample_grid(row["_samples"][:64], ncols=8,
-                                title=f"{row['run']}: {row['sampler']}, {row['steps']} steps",
-                                path=base)
-      written[f"samples_{i}"] = str(base) + ".png"
+  for i, e in enumerate(evaluated):
+    row = e.row
+    base = out / f"samples_{i}_{row['run']}"
+    plotting.plot_sample_grid(e.samples[:64], ncols=8,
+                              title=f"{row['run']}: {row['sampler']}, {row['steps']} steps",
+                              path=base)
+    written[f"samples_{i}"] = str(base) + ".png"
   return written
 
 
@@ -617,7 +590,7 @@ def evaluate(workdirs: Sequence[str], samples: Sequence[str] = (),
     output_dir: where to write ``metrics.json`` / ``metrics.md`` (default
       ``<workdir>/eval`` for a single run).
   Returns:
-    The rows (with private ``_samples`` / ``_summaries`` entries for plotting).
+    The rows (as written to ``metrics.json``).
   """
   options = options or EvalOptions()
   options.requested()  # validate early
@@ -630,17 +603,18 @@ def evaluate(workdirs: Sequence[str], samples: Sequence[str] = (),
     if len(workdirs) != 1:
       raise ValueError("several runs: pass --output_dir for the comparison table.")
     output_dir = os.path.join(workdirs[0], "eval")
-  rows = []
+  evaluated = []
   for i, workdir in enumerate(workdirs):
     logging.info("evaluating %s", workdir)
-    rows.append(evaluate_run(workdir, samples[i] if samples else None, options))
-  paths = write_report(rows, output_dir, figures)
+    evaluated.append(evaluate_run(workdir, samples[i] if samples else None, options))
+  paths = write_report(evaluated, output_dir, figures)
   logging.info("wrote %s", paths)
-  return rows
+  return [e.row for e in evaluated]
 
 
 __all__ = [
-    "EvalOptions", "FILE_METRICS", "METRICS", "RunInfo", "SampleSet", "evaluate",
+    "EvalOptions", "FILE_METRICS", "METRICS", "RunEvaluation", "RunInfo", "SampleSet",
+    "evaluate",
     "evaluate_files", "evaluate_run",
     "generate_samples", "load_run", "load_run_info", "load_samples", "markdown_table", "plan_metrics", "quantize",
     "sampling_settings", "schedule_description", "write_report",

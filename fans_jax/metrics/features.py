@@ -138,7 +138,10 @@ def load_torch_state(module: nnx.Module, state: dict[str, np.ndarray], source: s
     raise ValueError(f"weights{where} have wrong shapes: {bad[:5]}.")
   for key, node, attr, perm in _layers(module):
     value = np.asarray(state[key], np.float32)
-    getattr(node, attr).set_value(jnp.asarray(value if perm is None else np.transpose(value, perm)))
+    value = np.ascontiguousarray(value if perm is None else np.transpose(value, perm))
+    # device_put, not jnp.asarray: the latter stages a conversion per new shape (tens
+    # of ms each; seconds for Inception's 470 arrays).
+    getattr(node, attr).set_value(jax.device_put(value))
 
 
 def module_from_torch_state(constructor: Callable[[], nnx.Module], state: dict[str, np.ndarray],

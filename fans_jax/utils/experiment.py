@@ -35,8 +35,6 @@ from fans_jax.utils import config as config_utils
 SPECTRUM_FILE = "data_spectrum.json"
 # Data options that may differ between machines without changing the data.
 DATA_LOCAL_KEYS = ("data_dir", "tfds_data_dir", "verify_checksums", "tfds_download")
-# Non-DC power below this fraction of the total: the data has no structure.
-_DEGENERATE_FRACTION = 1e-9
 
 
 def as_path(path) -> epath.Path:
@@ -155,7 +153,7 @@ def write_text_atomic(path, text: str) -> None:
   tmp = path.parent / f".{path.name}.tmp{os.getpid()}"
   try:
     tmp.write_text(text)
-    tmp.rename(path)
+    tmp.replace(path)
   except OSError as e:
     try:
       tmp.unlink()
@@ -310,21 +308,13 @@ def load_spectrum(workdir) -> spectra.DatasetSpectrum | None:
 
 
 def check_spectrum(stats: spectra.DatasetSpectrum, name: str) -> bool:
-  """Warns (and returns False) if the spectrum has no power outside DC or is not
-  finite: constant or all-zero images, from which no noise can be shaped."""
-  psd = np.asarray(stats.psd, np.float64)
-  if not np.all(np.isfinite(psd)):
-    logging.warning("degenerate data: the spectrum of %s has %d non-finite values.", name,
-                    int((~np.isfinite(psd)).sum()))
-    return False
-  total = float(psd.sum())
-  outside = total - float(psd[0, 0])
-  if total <= 0 or outside <= _DEGENERATE_FRACTION * total:
-    logging.warning(
-        "degenerate data: the images of %s have no power outside DC (non-DC power %.3g of"
-        " %.3g): they are constant (or all zero), so there is nothing to learn and a FANS"
-        " schedule shaped by this spectrum is only its floor and cap. Check the data"
-        " (value range, the array key, the files).", name, outside, total)
+  """Warns (and returns False) if the spectrum is degenerate: no power outside DC
+  (constant or all-zero images, from which no noise can be shaped) or not finite."""
+  reason = data.analysis.degenerate_reason(stats)
+  if reason is not None:
+    logging.warning("degenerate data: the images of %s have %s; there is nothing to learn,"
+                    " and a FANS schedule shaped by this spectrum is only its floor and cap."
+                    " Check the data (value range, the array key, the files).", name, reason)
     return False
   return True
 

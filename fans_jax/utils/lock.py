@@ -125,6 +125,19 @@ class WorkdirLock:
     if not os.path.isdir(self.directory):
       os.makedirs(self.directory, exist_ok=True)
       self._created_dir = True
+    try:
+      previous = self._lock()
+      if previous and previous.get("pid") != os.getpid():
+        logging.info("taking over the stale lock %s of %s (that process no longer holds it).",
+                     self.path, describe(previous))
+      self._write_record()
+    except BaseException:  # busy, or interrupted (SIGTERM during start-up): leave no trace
+      self.release()
+      raise
+
+  def _lock(self) -> dict[str, Any]:
+    """Takes the flock (``self._fd`` set as soon as it is held); returns the record of
+    the previous holder."""
     for _ in range(5):
       fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
       try:
@@ -132,25 +145,20 @@ class WorkdirLock:
       except BaseException:
         os.close(fd)
         raise
-      previous = _read_record(self.path)
       if not locked:
+        previous = _read_record(self.path)
         os.close(fd)
         raise self._busy(previous)
+      self._fd = fd
       try:  # the file may have been unlinked by a holder releasing it meanwhile
         same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
       except FileNotFoundError:
         same = False
-      if not same:
-        os.close(fd)
-        continue
-      self._fd = fd
-      break
-    else:
-      raise WorkdirBusyError(f"could not lock {self.path}: it keeps being replaced.")
-    if previous and previous.get("pid") != os.getpid():
-      logging.info("taking over the stale lock %s of %s (that process no longer holds it).",
-                   self.path, describe(previous))
-    self._write_record()
+      if same:
+        return _read_record(self.path)
+      self._fd = None
+      os.close(fd)
+    raise WorkdirBusyError(f"could not lock {self.path}: it keeps being replaced.")
 
   def _try_flock(self, fd: int) -> bool:
     """True if the flock was taken; False if held elsewhere. Where flock is not
@@ -185,15 +193,18 @@ class WorkdirLock:
         " was changed.")
 
   def release(self) -> None:
-    if self._fd is None:
-      return
-    try:
-      os.unlink(self.path)  # while still holding it (see acquire's inode check)
-    except OSError:
-      pass
-    os.close(self._fd)
-    self._fd = None
+    """Removes the lock file (while still holding it: see the inode check of
+    :meth:`acquire`) and drops the lock; removes the workdir if this lock created it
+    and it is empty."""
+    if self._fd is not None:
+      try:
+        os.unlink(self.path)
+      except OSError:
+        pass
+      os.close(self._fd)
+      self._fd = None
     if self._created_dir:
+      self._created_dir = False
       try:
         os.rmdir(self.directory)  # only if this start left it empty
       except OSError:

@@ -1,0 +1,298 @@
+"""Learning curves and Gaussian ground truth for the study (:mod:`fans_jax.study`).
+
+A study run trains with a constant learning rate after warm-up, so one training run
+passes through the same states as shorter ones: its checkpoints at
+``evaluation.curve_steps`` (doubling step counts) give the learning curve. At each
+curve step the run is sampled with the curve sampler (``evaluation.curve_sampler``:
+DDIM, fewer steps, so that curves stay affordable; the final step is also evaluated
+with the main sampler, and the two rankings are compared in the report) and evaluated:
+spectral metrics, the feature metrics where they apply, the network's eps loss on held
+data, and, on a dataset marked ``gaussian`` (PLTB without per-sample normalisation,
+whose optimal denoiser is known per frequency), the excess of that loss over the
+schedule's own Bayes optimum per band and noise level
+(:mod:`fans_jax.metrics.gaussian`).
+
+:func:`gaussian_ceiling` draws samples with the exact optimal denoiser of each
+variant's schedule: the best spectral metrics that schedule and sampler can reach.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any, Sequence
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+
+import fans_jax.data as data
+from fans_jax.data import spectra_cache
+from fans_jax import sample_files, samplers, sampling, spectra
+from fans_jax.metrics import evaluation
+from fans_jax.metrics import gaussian as gaussian_lib
+from fans_jax.metrics import spectral as spectral_lib
+
+# (key, label) of the curve panels; "excess" only on Gaussian datasets
+CURVE_METRICS = (("slope_abs_error", "|slope error|"), ("band_jsd", "band JSD (nats)"),
+                 ("lsd", "LSD"), ("eps_loss", "eps loss (held data)"),
+                 ("excess_loss", "excess eps loss over optimum"),
+                 ("fd_resnet20", "FD-ResNet20"), ("fid", "FID"))
+
+
+def parse_steps(value, num_train_steps: int) -> tuple[int, ...]:
+  """``"250,500,1000"`` -> sorted steps <= ``num_train_steps``, always ending with it."""
+  if isinstance(value, str):
+    steps = [int(s) for s in value.split(",") if s.strip()]
+  else:
+    steps = [int(s) for s in (value or ())]
+  bad = [s for s in steps if not 0 < s <= num_train_steps]
+  if bad:
+    raise ValueError(f"evaluation.curve_steps {bad} must lie in (0, num_train_steps ="
+                     f" {num_train_steps}].")
+  return tuple(sorted(set(steps) | {int(num_train_steps)}))
+
+
+def curve_settings(study: ml_collections.ConfigDict, seed: int) -> sample_files.SamplerSettings:
+  ev = study.evaluation
+  return sample_files.SamplerSettings(sampler=str(ev.curve_sampler),
+                                      num_steps=int(ev.curve_num_steps) or None,
+                                      eta=float(ev.curve_eta), clip_x0=bool(ev.clip_x0),
+                                      seed=int(seed))
+
+
+def held_images(config: ml_collections.ConfigDict, count: int) -> np.ndarray:
+  """``count`` images spread evenly over the run's dataset, model units ``[-1, 1]``."""
+  cfg = data.with_overrides(config.data)
+  source = data.get_source(cfg)
+  idx = spectra_cache.spread_indices(len(source), min(int(count), len(source)))
+  return evaluation.quantize(source.get_batch(idx))
+
+
+def data_variance(config: ml_collections.ConfigDict) -> np.ndarray:
+  """The per-frequency variance ``[H, Wr]`` of the run's whole dataset (cached)."""
+  cfg = data.with_overrides(config.data)
+  return np.asarray(data.dataset_spectrum(cfg).variance, np.float64)
+
+
+def _scalar(row: dict, key: str):
+  if key in ("fd_resnet20", "fid"):
+    value = row.get(key)
+    return float(value) if isinstance(value, (int, float)) else None
+  spectral = row.get("spectral")
+  return float(spectral[key]) if isinstance(spectral, dict) and key in spectral else None
+
+
+def evaluate_point(study, config, workdir: pathlib.Path, step: int, seed: int,
+                   options: evaluation.EvalOptions, held: np.ndarray,
+                   variance: np.ndarray | None) -> dict[str, Any]:
+  """One point of a learning curve: samples of the checkpoint at ``step`` with the curve
+  sampler, their metrics, the eps loss on held data and (Gaussian data) the excess."""
+  run = sampling.load_run(workdir, step=step)
+  settings = curve_settings(study, seed).resolved(run.schedule.num_timesteps)
+  num = int(study.evaluation.curve_num_samples)
+  images = sampling.generate_with(run, num, settings, progress=False)
+  samples = evaluation.SampleSet(evaluation.quantize(images), settings, "curve")
+  row = evaluation.evaluate_run(str(workdir), options=options, run=run,
+                                sample_set=samples).row
+  point = {"step": int(step), "sampler_settings": settings.to_json(),
+           "num_samples": num,
+           "spectral": {k: row["spectral"][k] for k in
+                        ("slope_gen", "slope_ref", "slope_error", "slope_abs_error", "lsd",
+                         "band_jsd", "band_corr")} if isinstance(row["spectral"], dict)
+           else row["spectral"],
+           "fd_resnet20": row.get("fd_resnet20"), "fid": row.get("fid"),
+           "kid": row.get("kid")}
+  key = jax.random.key(1234)  # the same noise for every run and step
+  if run.objective == "eps":
+    eps = gaussian_lib.model_eps_mse(run.model_fn, run.params, run.schedule, held,
+                                     np.linspace(0, run.schedule.num_timesteps - 1, 10)
+                                     .round().astype(np.int32), key)
+    point["eps_loss"] = float(np.mean(eps))
+  if variance is not None and run.schedule.gaussian and run.objective == "eps":
+    ex = gaussian_lib.excess_loss(run.model_fn, run.params, run.schedule, held, variance,
+                                  key=key, num_buckets=int(study.evaluation.gaussian_buckets),
+                                  t_per_bucket=2,
+                                  spec=spectra.BandSpec(num_bands=int(study.evaluation.num_bands)))
+    point["excess"] = ex.to_json()
+    point["excess_loss"] = float(np.nanmean(ex.excess))
+  return point
+
+
+def evaluate_curve(study, spec, config, workdir: pathlib.Path, seed: int,
+                   options: evaluation.EvalOptions) -> list[dict[str, Any]]:
+  """Every point of a run's learning curve (``evaluation.curve_steps`` and the last)."""
+  steps = parse_steps(study.evaluation.curve_steps, int(config.train.num_train_steps))
+  held = held_images(config, int(study.evaluation.held_images))
+  gaussian = bool(study.datasets[spec.dataset].get("gaussian", False))
+  variance = data_variance(config) if gaussian else None
+  points = []
+  for step in steps:
+    points.append(evaluate_point(study, config, workdir, step, seed, options, held, variance))
+    logging.info("%s: curve step %d: slope %.3f (data %.3f), band JSD %.4f%s", spec.name, step,
+                 points[-1]["spectral"]["slope_gen"], points[-1]["spectral"]["slope_ref"],
+                 points[-1]["spectral"]["band_jsd"],
+                 f", excess {points[-1]['excess_loss']:.4f}" if "excess_loss" in points[-1]
+                 else "")
+  return points
+
+
+def gaussian_ceiling(study, config, schedule, options: evaluation.EvalOptions,
+                     seed: int = 0) -> dict[str, Any]:
+  """Spectral metrics of samples drawn with the exact optimal denoiser of ``schedule``
+  (main sampler and curve sampler): the ceiling of that schedule on Gaussian data."""
+  variance = data_variance(config)
+  model_fn = gaussian_lib.optimal_eps_model(schedule, variance)
+  cfg = data.with_overrides(config.data)
+  source = data.get_source(cfg)
+  n_ref = int(options.num_reference or len(source))
+  stats = data.dataset_spectrum(cfg, num_images=min(n_ref, len(source)),
+                                band_spec=options.spectral.band_spec(),
+                                cache_dir=options.data_cache_dir)
+  shape = tuple(int(s) for s in source.image_shape)
+  ref = spectral_lib.summary_from_dataset_spectrum(stats, shape, options.spectral)
+  out = {}
+  num = int(study.evaluation.num_samples)
+  ev = study.evaluation
+  for name, settings in (("main", sample_files.SamplerSettings(
+      str(ev.sampler), int(ev.num_steps) or None, float(ev.eta), bool(ev.clip_x0), seed)),
+                         ("curve", curve_settings(study, seed))):
+    s = settings.resolved(schedule.num_timesteps)
+    fn = jax.jit(lambda key, s=s: samplers.sample(
+        model_fn, None, key, schedule=schedule, shape=(num,) + shape, sampler=s.sampler,
+        num_steps=s.num_steps if s.sampler == "ddim" else None, eta=s.eta, clip_x0=s.clip_x0))
+    images = np.asarray(fn(jax.random.key(seed)))
+    gen = spectral_lib.spectral_summary(evaluation.quantize(images), options.spectral)
+    cmp = spectral_lib.compare_summaries(gen, ref)
+    out[name] = {"sampler_settings": s.to_json(),
+                 **{k: cmp[k] for k in ("slope_gen", "slope_ref", "slope_abs_error", "lsd",
+                                        "band_jsd", "band_corr")}}
+  return out
+
+
+# ----------------------------------------------------------------------------------
+# Aggregation and figures
+# ----------------------------------------------------------------------------------
+
+
+def _stat(values: Sequence[float]) -> dict[str, Any] | None:
+  values = [float(v) for v in values if v is not None and np.isfinite(float(v))]
+  if not values:
+    return None
+  return {"mean": float(np.mean(values)),
+          "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
+          "n": len(values), "values": values}
+
+
+def _point_value(point: dict, key: str):
+  if key in ("eps_loss", "excess_loss"):
+    return point.get(key)
+  return _scalar(point, key)
+
+
+def aggregate_curves(curves: dict) -> dict:
+  """``curves[(dataset, variant, seed)] = [points]`` -> per dataset, variant, metric:
+  ``{"steps": [...], "stats": [stat per step]}`` and the mean final excess matrix."""
+  out: dict = {}
+  for (d, v, _), points in curves.items():
+    out.setdefault(d, {}).setdefault(v, {"points": {}})
+    for p in points:
+      out[d][v]["points"].setdefault(p["step"], []).append(p)
+  for d, by_variant in out.items():
+    for v, entry in by_variant.items():
+      steps = sorted(entry["points"])
+      entry["steps"] = steps
+      entry["metrics"] = {}
+      for key, _ in CURVE_METRICS:
+        stats = [_stat([_point_value(p, key) for p in entry["points"][s]]) for s in steps]
+        if any(stats):
+          entry["metrics"][key] = stats
+      last = entry["points"][steps[-1]]
+      mats = [np.asarray(p["excess"]["excess"], np.float64) for p in last if "excess" in p]
+      if mats:
+        entry["excess_final"] = {
+            "mean": np.nanmean(mats, axis=0).tolist(),
+            "t_edges": last[0]["excess"]["t_edges"],
+            "band_edges": last[0]["excess"]["band_edges"],
+            "optimal": np.nanmean([p["excess"]["optimal"] for p in last if "excess" in p],
+                                  axis=0).tolist()}
+      del entry["points"]
+  return out
+
+
+def plateau_check(stats: list, steps: list) -> dict[str, Any] | None:
+  """Issue criterion: the change between the last two points against the spread over
+  seeds (the larger std of the two points). ``plateaued`` when smaller."""
+  if len(stats) < 2 or stats[-1] is None or stats[-2] is None:
+    return None
+  change = abs(stats[-1]["mean"] - stats[-2]["mean"])
+  spread = max(s["std"] or 0.0 for s in stats[-2:])
+  return {"from_step": steps[-2], "to_step": steps[-1], "change": change, "seed_std": spread,
+          "plateaued": bool(spread > 0 and change < spread)}
+
+
+def plot_curves(summary: dict, dataset: str, path) -> str:
+  """One panel per metric: mean over seeds vs training step (log2 axis), +- std band."""
+  from fans_jax import plotting  # pylint: disable=import-outside-toplevel
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  keys = [(k, label) for k, label in CURVE_METRICS
+          if any(k in e["metrics"] for e in summary.values())]
+  cols = min(3, len(keys))
+  rows = -(-len(keys) // cols)
+  fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+  for ax, (key, label) in zip(axes.flat, keys):
+    for variant, entry in summary.items():
+      stats = entry["metrics"].get(key)
+      if not stats:
+        continue
+      steps = [s for s, st in zip(entry["steps"], stats) if st]
+      mean = np.array([st["mean"] for st in stats if st])
+      std = np.array([st["std"] or 0.0 for st in stats if st])
+      line, = ax.plot(steps, mean, marker="o", ms=3, label=variant)
+      ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("training step")
+    ax.set_title(label, fontsize=10)
+    ax.grid(alpha=0.3)
+  for ax in list(axes.flat)[len(keys):]:
+    ax.axis("off")
+  axes.flat[0].legend(fontsize=8)
+  fig.suptitle(f"{dataset}: learning curves (mean ± std over seeds)", fontsize=11)
+  fig.tight_layout()
+  written = plotting.save_figure(fig, path, formats=("png",))
+  plt.close(fig)
+  return written[0]
+
+
+def plot_excess(summary: dict, dataset: str, path) -> str | None:
+  """Heatmaps of the final excess eps loss (model - optimum), noise level x band."""
+  from fans_jax import plotting  # pylint: disable=import-outside-toplevel
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  items = [(v, e["excess_final"]) for v, e in summary.items() if "excess_final" in e]
+  if not items:
+    return None
+  vmax = max(np.nanmax(np.asarray(x["mean"])) for _, x in items)
+  vmin = min(0.0, min(np.nanmin(np.asarray(x["mean"])) for _, x in items))
+  fig, axes = plt.subplots(1, len(items), figsize=(3.2 * len(items) + 1, 3.2), squeeze=False)
+  im = None
+  for ax, (v, x) in zip(axes[0], items):
+    m = np.asarray(x["mean"])
+    im = ax.imshow(m, origin="lower", aspect="auto", cmap="magma", vmin=vmin, vmax=vmax)
+    ax.set_title(v, fontsize=10)
+    ax.set_xlabel("band (low -> high frequency)")
+    t_edges = x["t_edges"]
+    ax.set_yticks(range(len(t_edges) - 1))
+    ax.set_yticklabels([f"{t_edges[i]}-{t_edges[i + 1] - 1}" for i in range(len(t_edges) - 1)],
+                       fontsize=7)
+  axes[0][0].set_ylabel("t bucket (0: least noisy)")
+  fig.colorbar(im, ax=list(axes[0]), shrink=0.85, label="excess eps loss")
+  fig.suptitle(f"{dataset}: trained network minus Bayes-optimal eps loss, final step",
+               fontsize=11, y=1.06)
+  written = plotting.save_figure(fig, path, formats=("png",))
+  plt.close(fig)
+  return written[0]
+
+
+__all__ = ["CURVE_METRICS", "aggregate_curves", "curve_settings", "data_variance",
+           "evaluate_curve", "evaluate_point", "gaussian_ceiling", "held_images",
+           "parse_steps", "plateau_check", "plot_curves", "plot_excess"]
