@@ -281,8 +281,10 @@ FORWARD = _notebook(
     All with linear betas and `T = 1000`. `matched` with gamma = 1 gives every
     frequency the same SNR (EqualSNR); `annealed` moves gamma from 0 (white, at the
     noisiest step) to 1 (EqualSNR, at t = 0); `band_annealed` sweeps a window over
-    bands; `blog` is the recipe of the published post (its per-sample standardisation
-    makes that noise non-Gaussian: the schedule is marked so).
+    bands; `blog` is the recipe of the published post (Gaussian by default since its DC
+    fix; `standardize=True` restores the post's per-sample standardisation, which is not
+    Gaussian: the schedule is then marked so); `blog_corrected` is that recipe with its
+    flaws fixed (white guardrail, the direction its text describes).
     """),
     ("code", """
     def make(name, **options):
@@ -294,7 +296,8 @@ FORWARD = _notebook(
         "FANS matched (γ=1)": make("matched", gamma=1.0),
         "FANS annealed (γ 0→1)": make("annealed"),
         "FANS band_annealed": make("band_annealed"),
-        "published (blog)": make("blog", ddim_only=True),
+        "published (blog)": make("blog"),
+        "blog_corrected": make("blog_corrected"),
     }
     for name, s in scheds.items():
       print(f"{name:26s} gaussian={s.gaussian!s:5s} ddim_only={s.ddim_only!s:5s}"
@@ -350,17 +353,20 @@ FORWARD = _notebook(
     ("md", """
     ## A time-varying spectrum must keep the forward chain valid
 
-    The per-frequency log SNR must decrease in `t` for every `k`
-    (the method, section 3). With the raw spectrum (its dynamic range uncapped,
-    `max_ratio=None`) a steep annealing path breaks the chain; the library refuses it
-    and names the first offending step and frequency:
+    The per-frequency log SNR must decrease in `t` for every `k`. A steep annealing
+    path (gamma 2 at the noisiest step to 0 at the data) breaks the chain on this
+    spectrum, even with the noise spectrum's dynamic range capped at 1e3 (the default
+    `max_ratio`, a cap on `S_t` itself); the library refuses it with a
+    `ForwardChainError` that names the first offending step and frequency. The gentler
+    path 1 -> 0 is valid:
     """),
     ("code", """
     try:
-      make("annealed", gamma_T=2.0, gamma_0=0.0, max_ratio=None)
-    except ValueError as e:
-      print("ValueError:", e)
-    print("capped at 1e3 (the default): margin", make("annealed", gamma_T=2.0, gamma_0=0.0).min_margin)
+      print("gamma 2 -> 0: margin", make("annealed", gamma_T=2.0, gamma_0=0.0).min_margin,
+            "(valid on this spectrum)")
+    except schedules.ForwardChainError as e:
+      print(f"ForwardChainError at t={e.t}, frequency {e.frequency}:", e)
+    print("gamma 1 -> 0: margin", make("annealed", gamma_T=1.0, gamma_0=0.0).min_margin)
     """),
     ("md", """
     ## One image, band by band

@@ -228,17 +228,31 @@ class Checkpointer:
         " the cause and rerun the same command to resume from it.")
     return self._failed
 
-  def _remove_failed_attempt(self) -> None:
+  def _remove_failed_attempt(self, settle: float = 10.0) -> None:
     """Removes the temporary directory of the failed save (partial data, never a
-    checkpoint; on a full disk it holds the space the next attempt needs)."""
+    checkpoint; on a full disk it holds the space the next attempt needs). Orbax's
+    threads of the failed save may still write into it for a moment, so it is removed
+    until it stays away (three checks 0.1 s apart, within ``settle`` seconds)."""
     if jax.process_index() != 0 or self._failed_step is None:
       return
-    for tmp in self.directory.glob(f"{self._failed_step}.orbax-checkpoint-tmp*"):
-      try:
-        shutil.rmtree(str(tmp))
-        logging.info("removed the incomplete %s", tmp)
-      except OSError as e:
-        logging.warning("could not remove the incomplete %s: %s", tmp, e)
+    deadline, quiet, error = time.monotonic() + settle, 0, None
+    while quiet < 3 and time.monotonic() < deadline:
+      tmps = list(self.directory.glob(f"{self._failed_step}.orbax-checkpoint-tmp*"))
+      for tmp in tmps:
+        try:
+          shutil.rmtree(str(tmp))
+          logging.info("removed the incomplete %s", tmp)
+        except FileNotFoundError:
+          pass
+        except OSError as e:  # e.g. a read-only directory: nothing was written there
+          error = e
+      quiet = 0 if tmps else quiet + 1
+      if error is not None:
+        break
+      time.sleep(0.1)
+    if error is not None:
+      logging.warning("could not remove the incomplete save of step %d: %s", self._failed_step,
+                      error)
 
   def _committed_steps(self) -> list[int]:
     """Committed steps read from the directory listing (valid after a failed save)."""

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 from typing import Any, Callable
 
 import jax
@@ -118,7 +117,7 @@ def read_config(workdir) -> ml_collections.ConfigDict:
   if not path.exists():
     raise FileNotFoundError(f"{path} not found: {workdir} is not a training workdir (train"
                             " with launch/train.py --workdir=... first).")
-  return ml_collections.ConfigDict(json.loads(path.read_text()))
+  return ml_collections.ConfigDict(experiment.read_json(path, "the config of the run"))
 
 
 def load_run(workdir, step: int | None = None) -> Run:

@@ -574,6 +574,10 @@ def run_study(study: ml_collections.ConfigDict, outdir, argv: Sequence[str] | No
   except StudyInterrupted as e:
     interrupted = e
     logging.warning("%s", e)
+  except train.Terminated as e:  # SIGTERM while a run was starting: nothing half-written
+    interrupted = StudyInterrupted(f"SIGTERM during the start of a run ({e}); rerun to"
+                                   " resume.")
+    logging.warning("%s", interrupted)
   invocation["wall_s"] = time.perf_counter() - start
   invocation["finished"] = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
   _append_invocation(outdir, invocation)

@@ -633,7 +633,7 @@ class _Termination:
     checkpoint valid (Orbax renames a step directory only once it is complete).
   """
 
-  START, LOOP, FINAL = "start-up", "loop", "final"
+  START, STOPPING, LOOP, FINAL = "start-up", "stopping", "loop", "final"
 
   def __init__(self):
     self.phase = self.START
@@ -660,8 +660,11 @@ class _Termination:
     self._flag.set()
     self.received_in = self.received_in or self.phase
     if self.phase == self.START:
+      self.phase = self.STOPPING  # a second SIGTERM must not interrupt the clean-up
       raise Terminated("SIGTERM during start-up")
-    if self.phase == self.LOOP:
+    if self.phase == self.STOPPING:
+      logging.warning("SIGTERM received again: already stopping.")
+    elif self.phase == self.LOOP:
       if first:
         logging.warning("SIGTERM received: saving a checkpoint after this step and stopping.")
     else:
@@ -1032,7 +1035,8 @@ def _shutdown(ckpt: checkpointing.Checkpointer, iterator, writer, termination: _
   """Finishes the checkpoint in flight (SIGTERM now lets it finish), then closes the
   iterator and the writer. ``raising``: a failed final save raises; otherwise (another
   error is on its way) it is only logged, so that the first error is the one reported."""
-  termination.phase = termination.FINAL
+  if termination.phase != termination.STOPPING:
+    termination.phase = termination.FINAL
   error = None
   try:
     ckpt.close()

@@ -12,6 +12,7 @@ job (SLURM with more than one task, a multi-host TPU slice); see
 launch/tpu_pod.sh, launch/slurm_example.sbatch and docs/training.md.
 """
 
+import os
 import signal
 import sys
 
@@ -36,7 +37,6 @@ signal.signal(signal.SIGTERM, _sigterm_outside_training)  # first, before the sl
 
 # pylint: disable=wrong-import-position
 import ast  # noqa: E402
-import os  # noqa: E402
 import pathlib  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
@@ -153,8 +153,9 @@ def _parse_flags(argv):
 
 def _run_and_exit(fn) -> None:
   """Runs ``fn`` and exits with its status. After a failure, threads left running by a
-  failed checkpoint save (Orbax) must not keep the process alive: they get 10 s, then
-  the process exits without them."""
+  failed checkpoint save (Orbax) must not keep the process alive: they get 2 s (the
+  library has already waited for every save it could), then the process exits without
+  them."""
   code = 0
   try:
     fn()
@@ -167,7 +168,7 @@ def _run_and_exit(fn) -> None:
     sys.stderr.write(code + "\n")
     code = 1
   if code:
-    deadline = time.monotonic() + 10.0
+    deadline = time.monotonic() + 2.0
     for thread in threading.enumerate():
       if thread is not threading.main_thread() and not thread.daemon:
         thread.join(max(0.0, deadline - time.monotonic()))

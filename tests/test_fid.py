@@ -115,10 +115,13 @@ def test_setup_converts_deterministically(inception_weights, tmp_path):
   assert len(tensors) == 94 * 4
   np.testing.assert_array_equal(state["Mixed_5b.branch5x5_2.bn.running_var"],
                                 tensors["net.layers.mixed.tower.conv_1.var"])
+  data = bytearray(inception.find_fid_helper_file().read_bytes())
+  data[len(data) // 2] ^= 1  # one bit flipped inside a weight storage
+  bad = tmp_path / "bad.pt"
+  bad.write_bytes(bytes(data))
   with pytest.raises(ValueError, match="SHA-1"):
-    bad = tmp_path / "bad.pt"
-    bad.write_bytes(inception.find_fid_helper_file().read_bytes()[:-1] + b"\0")
     inception.convert_fid_helper(bad, tmp_path / "x.npz")
+  assert not (tmp_path / "x.npz").exists()
 
 
 def test_missing_wheel_message_gives_the_setup_command(tmp_path, monkeypatch):
@@ -291,4 +294,5 @@ def test_against_torch_directly(inception_weights, reference):
   nv = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
   ours_resized = np.asarray(inception.resize_bilinear_tf(
       np.asarray(reference[0][:2], np.float32)))
-  np.testing.assert_allclose(ours_resized, nv.permute(0, 2, 3, 1).numpy(), atol=2e-4)
+  # float32 round-off of grid_sample's sampling positions: a few ulps on 0..255 values.
+  np.testing.assert_allclose(ours_resized, nv.permute(0, 2, 3, 1).numpy(), rtol=1e-5, atol=1e-3)

@@ -144,8 +144,13 @@ def test_plan_metrics(tmp_path, monkeypatch):
   plan = evaluation.plan_metrics("dtd_local", (64, 64, 3), 5000, 2400,
                                  evaluation.EvalOptions(inception_weights=str(weights)))
   assert plan["fd_resnet20"] == "not computed: CIFAR-10 32x32 only"
+  # "auto": FID/KID wait for enough images (a note); asked for explicitly: an error
+  few = evaluation.plan_metrics("dtd_local", (64, 64, 3), 5000, 2000, opts)
+  assert few["fid"] == few["kid"] == ("not computed: 2000 reference images; a 2048-d"
+                                      " Frechet distance needs 2049")
   with pytest.raises(ValueError, match="needs at least 2049 reference images"):
-    evaluation.plan_metrics("dtd_local", (64, 64, 3), 5000, 2000, opts)
+    evaluation.plan_metrics("dtd_local", (64, 64, 3), 5000, 2000, evaluation.EvalOptions(
+        inception_weights=str(weights), metrics="fid"))
   gray = evaluation.plan_metrics("textures_gray_local", (64, 64, 1), 10, 10,
                                  evaluation.EvalOptions(inception_weights=str(weights)))
   assert gray == {"spectral": None, "fd_resnet20": "not computed: CIFAR-10 32x32 only",

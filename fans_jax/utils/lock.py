@@ -123,7 +123,11 @@ class WorkdirLock:
                       " there.", self.directory)
       return
     if not os.path.isdir(self.directory):
-      os.makedirs(self.directory, exist_ok=True)
+      try:
+        os.makedirs(self.directory, exist_ok=True)
+      except OSError as e:
+        raise OSError(e.errno, f"cannot create the workdir {self.directory}: {e.strerror}"
+                      ) from None
       self._created_dir = True
     try:
       previous = self._lock()
@@ -183,8 +187,11 @@ class WorkdirLock:
     record = {"pid": os.getpid(), "host": _host(), "start_ticks": _start_ticks(os.getpid()),
               "started": time.strftime("%Y-%m-%d %H:%M:%S %z")}
     data = (json.dumps(record) + "\n").encode()
-    os.ftruncate(self._fd, 0)
-    os.pwrite(self._fd, data, 0)
+    try:
+      os.ftruncate(self._fd, 0)
+      os.pwrite(self._fd, data, 0)
+    except OSError as e:  # e.g. a full disk: name the file
+      raise OSError(e.errno, f"cannot write the lock file {self.path}: {e.strerror}") from None
 
   def _busy(self, record: dict[str, Any]) -> WorkdirBusyError:
     return WorkdirBusyError(
