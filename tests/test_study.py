@@ -117,7 +117,7 @@ def test_failing_run_is_recorded_and_the_study_goes_on(finished):
   statuses = {r["variant"]: r["status"] for r in finished["results"]["runs"]}
   assert statuses == {"white": "done", "broken": "failed", "blog": "done", "matched": "done",
                       "annealed": "done"}
-  assert "`cifar10/broken/seed0`: failed while train: ValueError" in (
+  assert "`cifar10/broken/seed0`: failed while train: ForwardChainError" in (
       outdir / study.RESULTS_MD).read_text()
 
 
