@@ -437,7 +437,8 @@ SAMPLES = _notebook(
     """),
     ("code", """
     from fans_jax import sample_files, sampling, train
-    from fans_jax.metrics import evaluation, features
+    from fans_jax import evaluation
+    from fans_jax.metrics import features
 
     if not WORKDIRS:
       from configs import base  # the repository's configs (see the install cell)

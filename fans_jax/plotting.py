@@ -1,4 +1,4 @@
-"""The figures of the method (section 6): one function per figure.
+"""The figures of docs/method.md §6: one function per figure.
 
 Every function returns a :class:`matplotlib.figure.Figure` built without pyplot (no
 global state, no GUI; PNGs are rendered by Agg), sized for a paper (single column
@@ -38,6 +38,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from fans_jax import diffusion, schedules as schedules_lib, spectra
+from fans_jax.utils import images as image_utils
 
 SINGLE_COLUMN = 3.4  # inches
 DOUBLE_COLUMN = 7.0
@@ -316,7 +317,7 @@ def plot_snr_heatmaps(schedules: Mapping[str, schedules_lib.Schedule], data_vari
                       width: float | None = None, height: float = 2.2) -> Figure:
   """Heatmaps of per-band ``log SNR_k(t)`` over time, one panel per schedule.
 
-  ``SNR_k(t) = abar_t var_k / ((1 - abar_t) S_t(k))`` (method section 2), averaged
+  ``SNR_k(t) = abar_t var_k / ((1 - abar_t) S_t(k))`` (docs/method.md §2), averaged
   in log within each radial band. One colour scale for all panels, centred at 0
   (signal power = noise power, the black contour).
   Args:
@@ -433,15 +434,8 @@ def plot_forward_bands(image, schedules: Mapping[str, schedules_lib.Schedule] | 
 def image_mosaic(images, ncols: int = 8, pad: int = 1, pad_value: float = 1.0) -> np.ndarray:
   """Tiles ``[N, H, W, C]`` images into one ``[rows (H + pad), cols (W + pad), C]``
   array in [0, 1]."""
-  x = to_display(images)
-  n, h, w, c = x.shape
-  ncols = max(1, min(int(ncols), n))
-  nrows = -(-n // ncols)
-  out = np.full((nrows * (h + pad) - pad, ncols * (w + pad) - pad, c), pad_value, np.float32)
-  for i in range(n):
-    r, col = divmod(i, ncols)
-    out[r * (h + pad):r * (h + pad) + h, col * (w + pad):col * (w + pad) + w] = x[i]
-  return out
+  return image_utils.tile(to_display(images).astype(np.float32), ncols, pad, pad_value,
+                          outer=False)
 
 
 @_figure_function
@@ -611,7 +605,11 @@ def plot_spectra_comparison(reference, samples: Mapping[str, Any], reference_nam
   log_frequency_axis(ax_psd)
   log_frequency_axis(ax_ratio)
   ax_psd.set_ylabel("PSD (data units$^2$ per coefficient)")
-  ax_psd.legend(loc="lower left")
+  if len(samples) > 3:  # many sets: the legend (with each slope) goes below, off the curves
+    ax_psd.legend(loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=2, fontsize=6,
+                  handlelength=1.2, columnspacing=0.8)
+  else:
+    ax_psd.legend(loc="lower left")
   ax_psd.grid(True, which="major")
   ax_psd.set_title("(a) radially averaged PSD")
   ax_ratio.set_xlabel(short_label)

@@ -31,7 +31,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from tqdm import auto as tqdm
 
 from fans_jax import checkpointing, models, sample_files, samplers, schedules
-from fans_jax.utils import experiment
+from fans_jax import experiment
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"

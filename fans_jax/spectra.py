@@ -1,6 +1,6 @@
 """Spectral statistics of image batches on the orthonormal ``rfft2`` grid.
 
-Conventions (``docs`` of the method, section 1):
+Conventions (docs/method.md §1):
 
 * Images are ``[B, H, W, C]`` arrays (float). Fourier transforms are
   ``jnp.fft.rfft2(x, axes=(1, 2), norm="ortho")``, so the coefficient grid is
@@ -621,8 +621,10 @@ class SpectrumAccumulator:
         width=self.shape[1])
 
 
-def dataset_spectrum(batches, band_spec: BandSpec | None = None) -> DatasetSpectrum:
-  """Streams an iterable of ``[B, H, W, C]`` batches into a :class:`DatasetSpectrum`."""
+def accumulate_spectrum(batches, band_spec: BandSpec | None = None) -> DatasetSpectrum:
+  """Streams an iterable of ``[B, H, W, C]`` batches into a :class:`DatasetSpectrum`
+  (no files, no cache: the cached spectrum of a dataset config is
+  :func:`fans_jax.data.dataset_spectrum`)."""
   acc = SpectrumAccumulator(band_spec)
   for batch in batches:
     acc.update(batch)
@@ -663,7 +665,7 @@ def power_law_grid(height: int, width: int, alpha: float, dc: str = "nearest") -
 __all__ = [
     "BandSpec", "DatasetSpectrum", "PowerLawFit", "RadialProfile", "SpectrumAccumulator",
     "band_average", "band_masks", "band_powers", "band_sizes", "check_images",
-    "dataset_spectrum", "fit_power_law", "frequency_grid", "grid_mean", "image_band_powers",
+    "accumulate_spectrum", "fit_power_law", "frequency_grid", "grid_mean", "image_band_powers",
     "infer_width", "irfft2", "load_dataset_spectrum", "power_law_grid", "power_spectrum",
     "profile_to_grid", "radial_frequency", "radial_profile", "rfft2", "rfft_multiplicity",
     "rfft_width", "running_average_by_frequency", "save_dataset_spectrum",

@@ -61,12 +61,12 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from fans_jax import (checkpointing, data, diffusion, models, samplers, sampling, schedules,
                       spectra)
 from fans_jax.utils import config as config_utils
-from fans_jax.utils import experiment
+from fans_jax import experiment
 from fans_jax.utils import images as image_utils
 from fans_jax.utils import lock as lock_lib
 from fans_jax.utils import metric_writers
 
-# The schedule of a config (re-exported: it lives in utils.experiment, shared with
+# The schedule of a config (re-exported: it lives in fans_jax.experiment, shared with
 # sampling).
 schedule_from_config = experiment.schedule_from_config
 
@@ -142,7 +142,7 @@ class SampleConfig:
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
-  """``config.eval``: the defaults of evaluation (``fans_jax.metrics.evaluation``):
+  """``config.eval``: the defaults of evaluation (``fans_jax.evaluation``):
   samples, sampler, steps (0: T), DDIM eta, batch size (0: automatic), seed, and
   whether the predicted x0 is clipped to [-1, 1] at every step (default)."""
   num_samples: int = 10_000

@@ -4,7 +4,7 @@ r"""How many samples a metric needs to rank two models: spread over sampling see
         --seeds=0,1,2 --output=docs/evaluation/sample_size
 
 For each run (workdir), sample size N and sampling seed: draws N samples (DDIM-100,
-eta 1, x0 clipped), evaluates them with ``fans_jax.metrics.evaluation.evaluate_run``
+eta 1, x0 clipped), evaluates them with ``fans_jax.evaluation.evaluate_run``
 against the run's dataset, and reports per metric the mean and std over seeds, and
 whether the gap between the two runs' means exceeds the spread (|gap| > 2 x the larger
 std): the N at which that metric can rank them. FID needs N >= 2049 (a full-rank 2048-d
@@ -48,7 +48,7 @@ def main(argv):
   host.force_cpu_devices(-1)
   import numpy as np  # pylint: disable=import-outside-toplevel
   from fans_jax import sample_files, sampling  # pylint: disable=import-outside-toplevel
-  from fans_jax.metrics import evaluation  # pylint: disable=import-outside-toplevel
+  from fans_jax import evaluation  # pylint: disable=import-outside-toplevel
   from fans_jax.utils import logs  # pylint: disable=import-outside-toplevel
   logs.quiet()
   sizes = [int(n) for n in _SIZES.value]

@@ -23,8 +23,8 @@ def _fields(seed, n=24, alpha=2.0, channels=3):
 
 @pytest.fixture(scope="module")
 def stats():
-  return {"alpha 2": spectra.dataset_spectrum([_fields(0)]),
-          "alpha 1": spectra.dataset_spectrum([_fields(1, alpha=1.0)])}
+  return {"alpha 2": spectra.accumulate_spectrum([_fields(0)]),
+          "alpha 1": spectra.accumulate_spectrum([_fields(1, alpha=1.0)])}
 
 
 @pytest.fixture(scope="module")

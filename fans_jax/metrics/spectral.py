@@ -4,8 +4,7 @@ Both sets are ``[N, H, W, C]`` float arrays in the same units (the evaluation br
 samples and data to ``[-1, 1]``). Each set is summarised once
 (:func:`spectral_summary`, streamed in batches through
 :class:`fans_jax.spectra.SpectrumAccumulator`), then compared
-(:func:`compare_summaries`). The metrics (method section 7, and the published post's,
-``notes/blog_recipe.md`` section 3):
+(:func:`compare_summaries`). The metrics (docs/method.md §7, and the published post's, §9):
 
 * ``slope_*``: ``alpha`` of ``P(f) = A f^-alpha`` fitted by least squares in log-log
   space to the dataset-mean, channel-mean radially averaged PSD over
@@ -151,7 +150,7 @@ def spectral_summary(images, settings: SpectralSettings | None = None) -> Spectr
   _check_image_set(images, "images")
   n, bs = int(images.shape[0]), int(settings.batch_size)
   batches = (np.asarray(images[i:i + bs], np.float32) for i in range(0, n, bs))
-  stats = spectra.dataset_spectrum(batches, settings.band_spec())
+  stats = spectra.accumulate_spectrum(batches, settings.band_spec())
   return summary_from_dataset_spectrum(stats, images.shape[1:], settings)
 
 
