@@ -94,7 +94,8 @@ def main(argv):
   names = list(results["runs"])
   command = " ".join(["python scripts/sample_size.py"] + sys.argv[1:])
   results["command"] = command
-  lines = [f"Runs: {', '.join(f'`{n}` ({results['runs'][n]['noise']})' for n in names)};"
+  described = ", ".join(f"`{n}` ({results['runs'][n]['noise']})" for n in names)
+  lines = [f"Runs: {described};"
            f" DDIM-{_STEPS.value} (eta 1, x0 clipped), sampling seeds {seeds}, nested"
            " prefixes of one draw per seed. 'ranks them?': the gap between the two runs'"
            " means exceeds twice the larger std over seeds. Produced by"
