@@ -172,8 +172,8 @@ SPECTRA = _notebook(
     ("md", "A few images of each set."),
     ("code", """
     for label, (cfg, src) in sources.items():
-      display(plotting.plot_sample_grid(src.get_batch(np.arange(8)), ncols=8, title=label,
-                                        width=5.0))
+      picks = data.base.spread_indices(len(src), 8)  # spread: the offline sets are class-sorted
+      display(plotting.plot_sample_grid(src.get_batch(picks), ncols=8, title=label, width=5.0))
     """),
     ("md", """
     ## Dataset PSDs and their slopes
@@ -212,7 +212,8 @@ SPECTRA = _notebook(
     fig = Figure(figsize=(5, 2.6), layout="constrained")
     ax = fig.add_subplot()
     for label, (cfg, src) in sources.items():
-      images = data.to_model_input(src.get_batch(np.arange(min(200, len(src)))))
+      picks = data.base.spread_indices(len(src), min(200, len(src)))
+      images = data.to_model_input(src.get_batch(picks))
       freqs, profiles = spectra.radial_profile(spectra.power_spectrum(images))
       alphas = np.asarray(spectra.fit_power_law(freqs, profiles).alpha)
       ax.hist(alphas, bins=30, histtype="step", lw=1.3, label=f"{label} (median {np.median(alphas):.2f})")
@@ -391,7 +392,8 @@ FORWARD = _notebook(
     """),
     ("code", """
     from fans_jax import diffusion
-    x0 = data.to_model_input(src.get_batch(np.arange(64 if SMALL else 512)))
+    picks = data.base.spread_indices(len(src), 64 if SMALL else 512)
+    x0 = data.to_model_input(src.get_batch(picks))
     x0 = x0 - jnp.mean(x0, axis=0)  # remove the dataset mean: var_k is a variance
     masks = spectra.band_masks(*shape[:2], spec) * spectra.rfft_multiplicity(*shape[:2])
     rows = ["| schedule | t | measured / predicted SNR, bands 1..8 |", "|---|---|---|"]
@@ -477,7 +479,7 @@ SAMPLES = _notebook(
     first = next(iter(runs.values()))
     cfg = data.with_overrides(first.config.data)
     src = data.get_source(cfg)
-    real = src.get_batch(np.arange(NUM_SAMPLES))
+    real = src.get_batch(data.base.spread_indices(len(src), NUM_SAMPLES))  # spread: sets are class-sorted
     for name, run in runs.items():
       print(name, run.schedule.describe()["name"], "step", run.step, samples[name].shape)
     """),
