@@ -92,6 +92,8 @@ def aggregate(study: ml_collections.ConfigDict, outdir) -> dict:
       "table": table,
       "slope_mae": _slope_mae(done, datasets, variants, seeds),
       "paired_tests": _paired_tests(table, datasets, variants, study.baseline),
+      "paired_over_seeds": _paired_over_seeds(done, datasets, variants, seeds,
+                                              study.baseline),
       "published": {"source": PUBLISHED_SOURCE, "rows": PUBLISHED,
                     "slope_mae": PUBLISHED_SLOPE_MAE, "t_test_reported": PUBLISHED_T_TEST,
                     "t_test_recomputed": paired_t_test(*published_slope_errors().values())},
@@ -162,6 +164,38 @@ def _slope_mae(done: dict, datasets, variants, seeds) -> dict[str, Any]:
         per_seed.append(float(np.mean([_metric(done[(d, v, s)], "slope_abs_error")
                                        for d in datasets])))
     out[v] = stat(per_seed)
+  return out
+
+
+# Metrics of the paired tests over seeds: (key, lower is better).
+PAIRED_METRICS = (("slope_abs_error", True), ("band_jsd", True), ("band_corr", False),
+                  ("lsd", True), ("fd_resnet20", True))
+
+
+def _paired_over_seeds(done: dict, datasets, variants, seeds, baseline: str
+                       ) -> dict[str, Any]:
+  """Within each dataset, each variant against the baseline over the seeds both
+  finished (seed s of both: the same training-data order and sampling seed), per
+  metric: ``{"diff": mean(variant - baseline), "t", "p", "n"}`` (two-sided paired
+  t-test; ``t``/``p`` None below two seeds or for identical pairs)."""
+  out: dict[str, Any] = {}
+  if baseline not in variants:
+    return out
+  for d in datasets:
+    for v in variants:
+      if v == baseline:
+        continue
+      both = [s for s in seeds if (d, v, s) in done and (d, baseline, s) in done]
+      for key, _ in PAIRED_METRICS:
+        a = [_metric(done[(d, v, s)], key) for s in both]
+        b = [_metric(done[(d, baseline, s)], key) for s in both]
+        pairs = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
+        if not pairs:
+          continue
+        test = paired_t_test([x for x, _ in pairs], [y for _, y in pairs]) or {}
+        out.setdefault(d, {}).setdefault(v, {})[key] = {
+            "diff": float(np.mean([x - y for x, y in pairs])), "n": len(pairs),
+            "t": test.get("t"), "p": test.get("p")}
   return out
 
 

@@ -78,6 +78,40 @@ def _mae_table(study, results: dict) -> str:
   return "\n".join(lines) + "\n"
 
 
+def _paired_markdown(study, results: dict) -> list[str]:
+  """Per dataset: each variant minus the baseline, paired over seeds."""
+  paired = results.get("paired_over_seeds") or {}
+  if not paired:
+    return []
+  out = [f"## Each variant against {study.baseline}, paired over seeds", "",
+         f"Mean over seeds of (variant - {study.baseline}) for the same seed, with a two-sided"
+         " paired t-test (scipy `ttest_rel`; with 3 seeds it has 2 degrees of freedom, so"
+         " only large, consistent differences reach p < 0.05). For |slope error|, band JSD,"
+         " LSD and FD-ResNet20 negative is better; for band corr. positive is better.", ""]
+  labels = {"slope_abs_error": "\\|slope error\\|", "band_jsd": "band JSD",
+            "band_corr": "band corr.", "lsd": "LSD", "fd_resnet20": "FD-ResNet20"}
+  for d, by_v in paired.items():
+    keys = [k for k in labels if any(k in m for m in by_v.values())]
+    out += [f"{d}:", "", "| variant | " + " | ".join(labels[k] for k in keys) + " |",
+            "|---|" + "---|" * len(keys)]
+    for v, metrics in by_v.items():
+      cells = []
+      for k in keys:
+        m = metrics.get(k)
+        if m is None:
+          cells.append("—")
+          continue
+        text = f"{m['diff']:+.4g}"
+        if m["p"] is not None:
+          text += f" (t = {m['t']:.2f}, p = {m['p']:.3g}, n = {m['n']})"
+        else:
+          text += f" (n = {m['n']})"
+        cells.append(text)
+      out.append(f"| {v} | " + " | ".join(cells) + " |")
+    out.append("")
+  return out
+
+
 def _timing_table(results: dict, outdir: pathlib.Path) -> tuple[str, float]:
   lines = ["| run | status | train (s) | steps trained | s / step | sample (s) |"
            " ms / (image x step) | evaluate (s) | total (s) |",
@@ -176,6 +210,7 @@ def results_markdown(study, results: dict, record: dict, figures: dict,
       + (f"t = {published_test['t']:.2f}, p = {published_test['p']:.3f}"
          if published_test else "nothing") + ".", "",
   ]
+  out += _paired_markdown(study, results)
   out += _curves_markdown(study, results, figures, outdir)
   out += [
       "## Every run", "",
