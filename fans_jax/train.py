@@ -60,6 +60,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from fans_jax import (checkpointing, data, diffusion, models, samplers, sampling, schedules,
                       spectra)
+from fans_jax.metrics import spectral as spectral_lib
 from fans_jax.utils import config as config_utils
 from fans_jax import experiment
 from fans_jax.utils import images as image_utils
@@ -700,13 +701,11 @@ def _sample_spectrum_metrics(images: np.ndarray,
     out["samples/alpha"] = alpha
   if reference is not None:
     _, ref = reference.radial_profile()
-    keep = (freqs > 0) & (profile > 0) & (ref > 0)
     alpha_data = _fitted_alpha(reference)
     if alpha_data is not None:
       out["samples/alpha_data"] = alpha_data
-    if keep.any():
-      out["samples/lsd"] = float(np.mean(np.abs(np.log10(profile[keep]) -
-                                                np.log10(ref[keep]))))
+    if np.any(np.asarray(freqs) > 0):
+      out["samples/lsd"] = spectral_lib.log_spectral_distance(freqs, profile, ref)
   return out
 
 
