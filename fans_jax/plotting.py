@@ -188,24 +188,6 @@ def _spectral_curve(obj, fit_range=None) -> dict[str, Any]:
                    f" got {type(obj).__name__}.")
 
 
-def band_decompose(images, spec: spectra.BandSpec) -> np.ndarray:
-  """Splits images into band-pass components with the band masks on the rfft grid.
-
-  Args:
-    images: ``[N, H, W, C]`` float.
-    spec: bands; with ``include_dc=True`` (and bands starting at 0) the masks
-      partition the grid, so the components sum to the images exactly.
-  Returns:
-    ``[B, N, H, W, C]`` float32.
-  """
-  x = jnp.asarray(np.asarray(images, np.float32))
-  height, width = x.shape[1:3]
-  masks = jnp.asarray(spectra.band_masks(height, width, spec), jnp.float32)
-  coeffs = spectra.rfft2(x)
-  parts = [spectra.irfft2(coeffs * m[None, :, :, None], height, width) for m in masks]
-  return np.asarray(jnp.stack(parts))
-
-
 def _display_bands(num_bands: int) -> spectra.BandSpec:
   """Linear bands from 0 (DC in the first band) to 0.5: they partition the grid."""
   return spectra.BandSpec(num_bands=int(num_bands), spacing="linear", include_dc=True, f_min=0.0)
@@ -303,14 +285,6 @@ def plot_running_variance(variances: Mapping[str, Any], ordering: str = "manhatt
 # ----------------------------------------------------------------------------------
 
 
-def band_log_snr(schedule: schedules_lib.Schedule, data_variance, spec: spectra.BandSpec
-                 ) -> np.ndarray:
-  """Mean of ``log SNR_k(t)`` over the coefficients of each band, ``[T, B]`` (nats)."""
-  log_snr = schedules_lib.log_snr(schedule, data_variance)
-  return np.asarray(spectra.band_average(jnp.asarray(log_snr, jnp.float32), spec,
-                                         schedule.width), np.float64)
-
-
 @_figure_function
 def plot_snr_heatmaps(schedules: Mapping[str, schedules_lib.Schedule], data_variance,
                       num_bands: int = 8, spec: spectra.BandSpec | None = None,
@@ -340,7 +314,7 @@ def plot_snr_heatmaps(schedules: Mapping[str, schedules_lib.Schedule], data_vari
     if tuple(var.shape) != (sched.height, spectra.rfft_width(sched.width)):
       raise ValueError(f"data_variance has shape {var.shape} but schedule {name!r} is for"
                        f" {sched.height}x{sched.width} images.")
-    grids[name] = band_log_snr(sched, var, spec)
+    grids[name] = schedules_lib.band_log_snr(sched, var, spec)
   vmax = max(float(np.max(np.abs(g))) for g in grids.values())
   vmax = min(vmax, 15.0)
   norm = mcolors.TwoSlopeNorm(vmin=-vmax, vcenter=0.0, vmax=vmax)
@@ -410,8 +384,8 @@ def plot_forward_bands(image, schedules: Mapping[str, schedules_lib.Schedule] | 
     x_t = np.asarray(diffusion.q_sample(sched, jnp.asarray(x0), jnp.asarray([t]),
                                         jnp.asarray(eps)))
     signal = float(np.sqrt(sched.alphas_cumprod[t])) * x0
-    bands_x = band_decompose(x_t, spec)[:, 0]
-    bands_s = band_decompose(signal, spec)[:, 0]
+    bands_x = spectra.band_decompose(x_t, spec)[:, 0]
+    bands_s = spectra.band_decompose(signal, spec)[:, 0]
     _show(axes[r, 0], np.clip((x_t[0] + 1) / 2, 0, 1))
     axes[r, 0].set_ylabel(f"{name}\n$t$ = {t}", fontsize=7)
     for b in range(spec.num_bands):
@@ -509,7 +483,7 @@ def plot_sample_bands(images, num_bands: int = 4, num: int = 4,
   fig = _figure(panel_size * ncols + 0.4, panel_size * len(rows) + 0.3)
   axes = fig.subplots(len(rows), ncols, squeeze=False)
   for r, (name, img) in enumerate(rows):
-    parts = band_decompose(img[None], spec)[:, 0]
+    parts = spectra.band_decompose(img[None], spec)[:, 0]
     _show(axes[r, 0], np.clip((img + 1) / 2, 0, 1))
     if name:
       axes[r, 0].set_ylabel(name, fontsize=7)
@@ -622,7 +596,7 @@ def plot_spectra_comparison(reference, samples: Mapping[str, Any], reference_nam
 
 
 __all__ = [
-    "DOUBLE_COLUMN", "PAPER_RC", "SINGLE_COLUMN", "band_decompose", "band_log_snr",
+    "DOUBLE_COLUMN", "PAPER_RC", "SINGLE_COLUMN",
     "image_mosaic", "log_frequency_axis", "plot_band_powers", "plot_closeups", "plot_dataset_psds",
     "plot_forward_bands", "plot_running_variance", "plot_sample_bands", "plot_sample_grid",
     "plot_snr_heatmaps", "plot_spectra_comparison", "save_figure", "to_display",

@@ -743,6 +743,14 @@ def log_snr(schedule: Schedule, data_variance) -> np.ndarray:
   return noise_log_snr(schedule.alphas_cumprod, spectrum) + np.log(np.maximum(var, 1e-300))
 
 
+def band_log_snr(schedule: Schedule, data_variance, spec: spectra.BandSpec
+                 ) -> np.ndarray:
+  """Mean of ``log SNR_k(t)`` over the coefficients of each band, ``[T, B]`` (nats)."""
+  grid = log_snr(schedule, data_variance)
+  return np.asarray(spectra.band_average(jnp.asarray(grid, jnp.float32), spec,
+                                         schedule.width), np.float64)
+
+
 def _posterior(betas: np.ndarray, abar: np.ndarray, spectrum: np.ndarray):
   """Per-frequency ancestral posterior (docs/method.md §5), float64.
 
@@ -879,7 +887,7 @@ def make_schedule(name: str = "white", num_timesteps: int = 1000,
 __all__ = [
     "AnnealedOptions", "BandAnnealedOptions", "BlogCorrectedOptions", "BlogOptions",
     "FamilyOptions", "ForwardChainError", "MatchedOptions", "Schedule", "SpectrumContext",
-    "SpectrumFamilyOutput", "WhiteOptions", "band_mode_spec", "base_spectrum",
+    "SpectrumFamilyOutput", "WhiteOptions", "band_log_snr", "band_mode_spec", "base_spectrum",
     "beta_schedule_names", "blog_band_weights", "cap_dynamic_range", "family_options",
     "family_options_class", "gamma_path", "log_snr", "make_betas", "make_schedule",
     "noise_log_snr", "register_beta_schedule", "register_spectrum", "spectrum_family_names",

@@ -81,7 +81,7 @@ edges = spec.edges(*shape[:2])
 rows = ["| schedule | " + " | ".join(f"{edges[b]:.2f}-{edges[b + 1]:.2f}" for b in range(8))
         + " |", "|---" * 9 + "|"]
 for name, s in scheds.items():
-  grid = plotting.band_log_snr(s, stats.variance, spec)
+  grid = schedules.band_log_snr(s, stats.variance, spec)
   cross = [int(np.argmax(grid[:, b] < 0)) if np.any(grid[:, b] < 0) else T for b in range(8)]
   rows.append(f"| {name} | " + " | ".join(str(c) for c in cross) + " |")
 display(Markdown("Step at which each band (cycles/px) falls below SNR 1:\n\n" + "\n".join(rows)))
