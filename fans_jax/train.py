@@ -419,8 +419,7 @@ def init_train_state(model_cfg: ml_collections.ConfigDict, image_shape, tx, seed
 
   def build(key):
     k_init, k_train = jax.random.split(key)
-    model = models.get_model(model_cfg, image_shape, nnx.Rngs(params=k_init))
-    graphdef, params = nnx.split(model, nnx.Param)
+    graphdef, params = models.split_model(model_cfg, image_shape, k_init)
     graphdefs.append(graphdef)
     ema = jax.tree.map(jnp.copy, params)
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, ema_params=ema,
