@@ -39,10 +39,11 @@ PEAK_TFLOPS = {
     "TPU v4": (275.0, 275.0), "TPU v5 lite": (197.0, 197.0), "TPU v5e": (197.0, 197.0),
     "TPU v5p": (459.0, 459.0), "TPU v6 lite": (918.0, 918.0),
 }
-CIFAR = dict(channels=128, channel_mult=(1, 2, 2, 2), num_res_blocks=2,
-             attention_resolutions=(16,), dropout=0.1, num_groups=32)
-TINY = dict(channels=16, channel_mult=(1, 2, 2), num_res_blocks=1,
-            attention_resolutions=(8,), dropout=0.0, num_groups=8)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import model_configs  # noqa: E402
+
+CIFAR = model_configs.architecture("cifar")
+TINY = model_configs.architecture("tiny")
 
 
 def peak_tflops(dtype: str, override: float | None) -> float | None:

@@ -47,6 +47,9 @@ from jax.sharding import NamedSharding, PartitionSpec as P  # noqa: E402
 
 from fans_jax import models, samplers, sampling, schedules, spectra  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import model_configs  # noqa: E402
+
 
 def median_alternating(fns, repeats):
   for fn in fns.values():
@@ -67,9 +70,7 @@ def main():
   batch = ARGS.batch or (8 if quick else 32)
   repeats = ARGS.repeats or (3 if quick else 2)
   shape = (size, size, 3)
-  model_cfg = ml_collections.ConfigDict(dict(
-      name="unet", channels=16, channel_mult=(1, 2, 2), num_res_blocks=1,
-      attention_resolutions=(8,), dropout=0.0, num_groups=8))
+  model_cfg = ml_collections.ConfigDict(dict(name="unet", **model_configs.architecture("tiny")))
   graphdef, params = models.init(model_cfg, shape, jax.random.key(0))
   # Perturb the zero-initialised output layers: a real network, not a constant 0.
   params = jax.jit(lambda p: jax.tree.map(lambda x: x + 0.01, p))(params)

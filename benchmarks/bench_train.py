@@ -29,13 +29,10 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-MODELS = {
-    # configs/base.py tiny variant, and Ho et al.'s CIFAR-10 UNet (35.7M).
-    "tiny": dict(channels=16, channel_mult=(1, 2, 2), num_res_blocks=1,
-                 attention_resolutions=(8,), dropout=0.0, num_groups=8),
-    "cifar": dict(channels=128, channel_mult=(1, 2, 2, 2), num_res_blocks=2,
-                  attention_resolutions=(16,), dropout=0.1, num_groups=32),
-}
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+import model_configs  # noqa: E402  (configs/base.py's tiny variant and Ho et al.'s UNet)
+
+MODELS = {name: model_configs.architecture(name) for name in model_configs.NAMES}
 XLA_VARIANTS = {
     "default": "",
     "no multi-thread Eigen": "--xla_cpu_multi_thread_eigen=false",

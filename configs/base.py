@@ -37,7 +37,7 @@ and locks the config, so a misspelt override (``--config.model.chanels=64``) fai
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
 from typing import Callable
 
 import ml_collections
@@ -132,24 +132,18 @@ def get_config() -> ml_collections.ConfigDict:
 
 
 def family_options(name: str, **overrides) -> ml_collections.ConfigDict:
-  """Every option of the noise family ``name`` with its default (from the signature
-  of ``fans_jax.schedules.<name>_spectrum``), so each can be overridden from the
-  command line (``--config.noise.options.gamma_T=1.5``). An option that may be
-  ``None`` (annotated ``... | None``, or defaulting to None: ``max_ratio``, "no cap";
-  ``f_min``) takes a number or ``None`` there: ``--config.noise.options.max_ratio=None``."""
-  fn = getattr(schedules, f"{name}_spectrum", None)
-  if fn is None:
-    raise ValueError(f"noise family {name!r} is not one of {schedules.spectrum_family_names()}.")
-  options, optional = {}, set()
-  for arg, param in list(inspect.signature(fn).parameters.items())[1:]:  # skip ctx
-    options[arg] = param.default
-    if param.default is None or "None" in str(param.annotation):
-      optional.add(arg)
-  unknown = sorted(set(overrides) - set(options))
-  if unknown:
-    raise ValueError(f"noise family {name!r} has no option(s) {unknown}; its options are"
-                     f" {sorted(options)}.")
-  options.update(overrides)
+  """Every option of the noise family ``name`` with its default (the fields of its
+  options dataclass, ``fans_jax.schedules.family_options_class(name)``), so each can
+  be overridden from the command line (``--config.noise.options.gamma_T=1.5``). An
+  option that may be ``None`` (annotated ``... | None``: ``max_ratio``, "no cap";
+  ``f_min``) takes a number or ``None`` there: ``--config.noise.options.max_ratio=None``.
+
+  Raises:
+    ValueError: an unknown family or option (naming the valid ones).
+  """
+  opts = schedules.family_options(name, **overrides)
+  optional = set(type(opts).optional_fields())
+  options = {f.name: getattr(opts, f.name) for f in dataclasses.fields(opts)}
   # A field typed `object` is parsed as a Python literal by ml_collections'
   # config_flags, so "None", "1e3" and "100" all work (make_schedule checks the value).
   return ml_collections.ConfigDict({
@@ -163,7 +157,7 @@ def set_fans(config: ml_collections.ConfigDict, name: str = "annealed", **option
 
   Default: ``annealed`` with gamma 0 (white) at the noisiest step to 1 (EqualSNR) at
   t = 0 (``schedules.annealed_spectrum``'s default path), on the dataset's radial spectrum with its dynamic range capped at 1e3 (a
-  valid forward chain for linear betas, T = 1000; method section 3).
+  valid forward chain for linear betas, T = 1000; docs/method.md §3).
   """
   config.noise.name = name
   config.noise.options = family_options(name, **options)

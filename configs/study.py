@@ -157,7 +157,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       # 'auto': spectral; FD-ResNet20 on CIFAR-10; FID/KID when the Inception weights
       # exist and there are >= 2049 samples. Or a subset of spectral,fd_resnet20,fid,kid.
       metrics="auto",
-      # Learning curves (fans_jax/study_curves.py): checkpoints at these steps (and the
+      # Learning curves (fans_jax/study/curves.py): checkpoints at these steps (and the
       # last) sampled with the curve sampler and evaluated; '' for none.
       curve_steps="",
       curve_sampler="ddim",
@@ -194,26 +194,37 @@ def quick(config: ml_collections.ConfigDict) -> None:
 
 
 def gpu(config: ml_collections.ConfigDict) -> None:
-  """One GPU (not measured here; see docs/study_design.md): the 35.7M-parameter CIFAR-10
-  DDPM UNet, 30k steps of batch 128, three seeds, 5000 ancestral T = 1000 samples per
-  run against every image of each dataset (50k for the synthetic sets)."""
-  model = base.get_config().model
-  for key, value in model.items():
-    config.run.model[key] = value
+  """About 10 minutes on one H100/H200 (arithmetic in docs/study_design.md, not yet
+  measured): CIFAR-10 at 32x32, every variant, three seeds (15 runs), a 6.5M-parameter
+  UNet (64 channels x (1, 2, 2), 2 res blocks, attention at 16x16; 3.0 GFLOP forward
+  per image), 3000 steps of batch 128 in bfloat16 with learning curves at 375, 750 and
+  1500 steps, and 2560 DDIM-100 samples per run so that FID and KID are computed
+  (FID needs >= 2049)."""
+  config.dataset_names = "cifar10"
   config.seeds = "0,1,2"
+  model = config.run.model
+  model.channels = 64
+  model.channel_mult = (1, 2, 2)
+  model.num_res_blocks = 2
+  model.attention_resolutions = (16,)
+  model.dropout = 0.1
+  model.num_groups = 32
+  model.dtype = "bfloat16"
   config.run.train.batch_size = 128
-  config.run.train.num_train_steps = 30_000
-  config.run.train.ema_decay = 0.9995
-  config.run.train.log_every_steps = 500
-  config.run.train.checkpoint_every_steps = 2500
+  config.run.train.num_train_steps = 3000
+  config.run.train.ema_decay = 0.999
+  config.run.train.log_every_steps = 250
+  config.run.train.checkpoint_every_steps = 375
+  config.run.train.keep_checkpoints = 16
   config.run.optim.learning_rate = 2e-4
-  config.run.optim.warmup_steps = 1000
+  config.run.optim.warmup_steps = 200
   config.run.optim.decay = "constant"
-  for name in _DATASETS:
-    if name.startswith(("pltb", "egm")):
-      config.datasets[name].data.num_examples = 50_000
-  config.evaluation.num_samples = 5000
-  config.evaluation.batch_size = 1000
+  config.evaluation.num_samples = 2560
+  config.evaluation.sampler = "ddim"
+  config.evaluation.num_steps = 100
+  config.evaluation.eta = 1.0
+  config.evaluation.batch_size = 1280
+  config.evaluation.curve_steps = "375,750,1500"
 
 
 def curves(config: ml_collections.ConfigDict) -> None:

@@ -175,7 +175,7 @@ def predict_eps_and_x0(schedule: Schedule, x_t: jax.Array, t: jax.Array,
                        ) -> tuple[jax.Array, jax.Array]:
   """Converts a network output into ``(eps_hat, x0_hat)``, both ``[B, H, W, C]``.
 
-  ``x0_hat = (x_t - sqrt(1 - abar_t) A_t eps_hat) / sqrt(abar_t)`` (method section 4).
+  ``x0_hat = (x_t - sqrt(1 - abar_t) A_t eps_hat) / sqrt(abar_t)`` (docs/method.md §4).
   """
   check_objective(objective)
   height, width = x_t.shape[1:3]
@@ -268,7 +268,7 @@ def ancestral_update(schedule: Schedule, y_t: jax.Array, t: jax.Array, e_hat: ja
                      clip_range: tuple[float, float] = (-1.0, 1.0)) -> jax.Array:
   """The ancestral step in the working domain (see :func:`working_domain`).
 
-  ``Y_{t-1} = c_xt Y_t + c_x0 Y0_hat + sqrt(var) Z`` per frequency (method section 5),
+  ``Y_{t-1} = c_xt Y_t + c_x0 Y0_hat + sqrt(var) Z`` per frequency (docs/method.md §5),
   ``Y0_hat = (Y_t - sigma_t E_hat) / a_t``. Arguments are ``x_t``, ``eps_hat`` and the
   white noise already mapped to the domain: ``[B, H, Wr, C]`` complex (coloured) or
   ``[B, H, W, C]`` (white). Used by :func:`reverse_step` and by the samplers, which
@@ -291,7 +291,7 @@ def reverse_step(schedule: Schedule, x_t: jax.Array, t: jax.Array, eps_hat: jax.
                  clip_range: tuple[float, float] = (-1.0, 1.0)) -> jax.Array:
   """One ancestral step ``x_t -> x_{t-1}`` with the per-frequency posterior.
 
-  Per frequency (method section 5): ``Y_{t-1} = c_xt Y_t + c_x0 Y0_hat +
+  Per frequency (docs/method.md §5): ``Y_{t-1} = c_xt Y_t + c_x0 Y0_hat +
   sqrt(var) Z`` with ``Y0_hat`` from ``eps_hat``. At ``t = 0`` it returns ``x0_hat``.
   For white schedules this is Ho et al.'s Algorithm 2 step.
   Args:

@@ -1,4 +1,4 @@
-"""The figures of the method (section 6): one function per figure.
+"""The figures of docs/method.md §6: one function per figure.
 
 Every function returns a :class:`matplotlib.figure.Figure` built without pyplot (no
 global state, no GUI; PNGs are rendered by Agg), sized for a paper (single column
@@ -38,6 +38,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from fans_jax import diffusion, schedules as schedules_lib, spectra
+from fans_jax.utils import images as image_utils
 
 SINGLE_COLUMN = 3.4  # inches
 DOUBLE_COLUMN = 7.0
@@ -187,24 +188,6 @@ def _spectral_curve(obj, fit_range=None) -> dict[str, Any]:
                    f" got {type(obj).__name__}.")
 
 
-def band_decompose(images, spec: spectra.BandSpec) -> np.ndarray:
-  """Splits images into band-pass components with the band masks on the rfft grid.
-
-  Args:
-    images: ``[N, H, W, C]`` float.
-    spec: bands; with ``include_dc=True`` (and bands starting at 0) the masks
-      partition the grid, so the components sum to the images exactly.
-  Returns:
-    ``[B, N, H, W, C]`` float32.
-  """
-  x = jnp.asarray(np.asarray(images, np.float32))
-  height, width = x.shape[1:3]
-  masks = jnp.asarray(spectra.band_masks(height, width, spec), jnp.float32)
-  coeffs = spectra.rfft2(x)
-  parts = [spectra.irfft2(coeffs * m[None, :, :, None], height, width) for m in masks]
-  return np.asarray(jnp.stack(parts))
-
-
 def _display_bands(num_bands: int) -> spectra.BandSpec:
   """Linear bands from 0 (DC in the first band) to 0.5: they partition the grid."""
   return spectra.BandSpec(num_bands=int(num_bands), spacing="linear", include_dc=True, f_min=0.0)
@@ -302,21 +285,13 @@ def plot_running_variance(variances: Mapping[str, Any], ordering: str = "manhatt
 # ----------------------------------------------------------------------------------
 
 
-def band_log_snr(schedule: schedules_lib.Schedule, data_variance, spec: spectra.BandSpec
-                 ) -> np.ndarray:
-  """Mean of ``log SNR_k(t)`` over the coefficients of each band, ``[T, B]`` (nats)."""
-  log_snr = schedules_lib.log_snr(schedule, data_variance)
-  return np.asarray(spectra.band_average(jnp.asarray(log_snr, jnp.float32), spec,
-                                         schedule.width), np.float64)
-
-
 @_figure_function
 def plot_snr_heatmaps(schedules: Mapping[str, schedules_lib.Schedule], data_variance,
                       num_bands: int = 8, spec: spectra.BandSpec | None = None,
                       width: float | None = None, height: float = 2.2) -> Figure:
   """Heatmaps of per-band ``log SNR_k(t)`` over time, one panel per schedule.
 
-  ``SNR_k(t) = abar_t var_k / ((1 - abar_t) S_t(k))`` (method section 2), averaged
+  ``SNR_k(t) = abar_t var_k / ((1 - abar_t) S_t(k))`` (docs/method.md §2), averaged
   in log within each radial band. One colour scale for all panels, centred at 0
   (signal power = noise power, the black contour).
   Args:
@@ -339,7 +314,7 @@ def plot_snr_heatmaps(schedules: Mapping[str, schedules_lib.Schedule], data_vari
     if tuple(var.shape) != (sched.height, spectra.rfft_width(sched.width)):
       raise ValueError(f"data_variance has shape {var.shape} but schedule {name!r} is for"
                        f" {sched.height}x{sched.width} images.")
-    grids[name] = band_log_snr(sched, var, spec)
+    grids[name] = schedules_lib.band_log_snr(sched, var, spec)
   vmax = max(float(np.max(np.abs(g))) for g in grids.values())
   vmax = min(vmax, 15.0)
   norm = mcolors.TwoSlopeNorm(vmin=-vmax, vcenter=0.0, vmax=vmax)
@@ -409,8 +384,8 @@ def plot_forward_bands(image, schedules: Mapping[str, schedules_lib.Schedule] | 
     x_t = np.asarray(diffusion.q_sample(sched, jnp.asarray(x0), jnp.asarray([t]),
                                         jnp.asarray(eps)))
     signal = float(np.sqrt(sched.alphas_cumprod[t])) * x0
-    bands_x = band_decompose(x_t, spec)[:, 0]
-    bands_s = band_decompose(signal, spec)[:, 0]
+    bands_x = spectra.band_decompose(x_t, spec)[:, 0]
+    bands_s = spectra.band_decompose(signal, spec)[:, 0]
     _show(axes[r, 0], np.clip((x_t[0] + 1) / 2, 0, 1))
     axes[r, 0].set_ylabel(f"{name}\n$t$ = {t}", fontsize=7)
     for b in range(spec.num_bands):
@@ -433,15 +408,8 @@ def plot_forward_bands(image, schedules: Mapping[str, schedules_lib.Schedule] | 
 def image_mosaic(images, ncols: int = 8, pad: int = 1, pad_value: float = 1.0) -> np.ndarray:
   """Tiles ``[N, H, W, C]`` images into one ``[rows (H + pad), cols (W + pad), C]``
   array in [0, 1]."""
-  x = to_display(images)
-  n, h, w, c = x.shape
-  ncols = max(1, min(int(ncols), n))
-  nrows = -(-n // ncols)
-  out = np.full((nrows * (h + pad) - pad, ncols * (w + pad) - pad, c), pad_value, np.float32)
-  for i in range(n):
-    r, col = divmod(i, ncols)
-    out[r * (h + pad):r * (h + pad) + h, col * (w + pad):col * (w + pad) + w] = x[i]
-  return out
+  return image_utils.tile(to_display(images).astype(np.float32), ncols, pad, pad_value,
+                          outer=False)
 
 
 @_figure_function
@@ -515,7 +483,7 @@ def plot_sample_bands(images, num_bands: int = 4, num: int = 4,
   fig = _figure(panel_size * ncols + 0.4, panel_size * len(rows) + 0.3)
   axes = fig.subplots(len(rows), ncols, squeeze=False)
   for r, (name, img) in enumerate(rows):
-    parts = band_decompose(img[None], spec)[:, 0]
+    parts = spectra.band_decompose(img[None], spec)[:, 0]
     _show(axes[r, 0], np.clip((img + 1) / 2, 0, 1))
     if name:
       axes[r, 0].set_ylabel(name, fontsize=7)
@@ -611,7 +579,11 @@ def plot_spectra_comparison(reference, samples: Mapping[str, Any], reference_nam
   log_frequency_axis(ax_psd)
   log_frequency_axis(ax_ratio)
   ax_psd.set_ylabel("PSD (data units$^2$ per coefficient)")
-  ax_psd.legend(loc="lower left")
+  if len(samples) > 3:  # many sets: the legend (with each slope) goes below, off the curves
+    ax_psd.legend(loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=2, fontsize=6,
+                  handlelength=1.2, columnspacing=0.8)
+  else:
+    ax_psd.legend(loc="lower left")
   ax_psd.grid(True, which="major")
   ax_psd.set_title("(a) radially averaged PSD")
   ax_ratio.set_xlabel(short_label)
@@ -624,7 +596,7 @@ def plot_spectra_comparison(reference, samples: Mapping[str, Any], reference_nam
 
 
 __all__ = [
-    "DOUBLE_COLUMN", "PAPER_RC", "SINGLE_COLUMN", "band_decompose", "band_log_snr",
+    "DOUBLE_COLUMN", "PAPER_RC", "SINGLE_COLUMN",
     "image_mosaic", "log_frequency_axis", "plot_band_powers", "plot_closeups", "plot_dataset_psds",
     "plot_forward_bands", "plot_running_variance", "plot_sample_bands", "plot_sample_grid",
     "plot_snr_heatmaps", "plot_spectra_comparison", "save_figure", "to_display",

@@ -31,7 +31,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from tqdm import auto as tqdm
 
 from fans_jax import checkpointing, models, sample_files, samplers, schedules
-from fans_jax.utils import experiment
+from fans_jax import experiment
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
@@ -140,7 +140,7 @@ def load_run(workdir, step: int | None = None) -> Run:
   schedule = experiment.schedule_from_config(config, shape, experiment.load_spectrum(workdir))
   mesh = local_mesh()
   replicated = NamedSharding(mesh, P())
-  graphdef, abstract = _abstract_params(config.model, shape, replicated)
+  graphdef, abstract = models.abstract_params(config.model, shape, replicated)
   ckpt = checkpointing.Checkpointer(workdir / CHECKPOINT_DIR, read_only=True)
   try:
     restored = ckpt.restore({"ema": abstract}, step=step)
@@ -155,14 +155,6 @@ def load_run(workdir, step: int | None = None) -> Run:
              params=restored.arrays["ema"], model_fn=make_model_fn(graphdef),
              step=restored.step, objective=noise.objective, image_shape=shape,
              workdir=str(workdir))
-
-
-def _abstract_params(model_cfg, shape, sharding):
-  model = nnx.eval_shape(lambda: models.get_model(model_cfg, shape, nnx.Rngs(params=0)))
-  graphdef, params = nnx.split(model, nnx.Param)
-  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
-                          params)
-  return graphdef, abstract
 
 
 def default_batch_size(num_samples: int, num_devices: int, max_batch: int = 256) -> int:

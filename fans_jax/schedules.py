@@ -7,7 +7,7 @@ A :class:`Schedule` is a pytree of arrays precomputed once, in float64, then cas
 * ``spectrum``: ``[Ts, H, Wr]`` mean-1 noise spectra ``S_t`` on the rfft grid
   (``Ts = 1`` when the spectrum does not change with ``t``).
 * ``post_coef_xt``, ``post_coef_x0``, ``post_std``: ``[T, H, Wr]`` per-frequency
-  coefficients of the ancestral posterior ``q(x_{t-1} | x_t, x_0)`` (method section 5).
+  coefficients of the ancestral posterior ``q(x_{t-1} | x_t, x_0)`` (docs/method.md §5).
   For ``white`` they are ``[T, 1, 1]`` and the maths runs in pixel space, so it *is*
   textbook DDPM.
 
@@ -17,15 +17,16 @@ chain exists only if ``logSNR_k(t) = log(abar_t / (1 - abar_t)) - log S_t(k)``
 strictly decreases in ``t`` for every ``k``; :func:`make_schedule` checks this on the
 whole grid and raises a ValueError naming the first offending ``t`` and frequency.
 
-Spectrum families are registered by name (:func:`register_spectrum`): ``white``,
-``matched``, ``annealed``, ``band_annealed`` and ``blog`` (the published recipe).
+Spectrum families are registered by name with a frozen options dataclass
+(:func:`register_spectrum`, :func:`family_options`): ``white``, ``matched``,
+``annealed``, ``band_annealed``, ``blog`` (the published recipe) and ``blog_corrected``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import flax.struct
 import jax
@@ -126,19 +127,77 @@ class SpectrumFamilyOutput:
   standardize: bool = False
 
 
+@dataclasses.dataclass(frozen=True)
+class FamilyOptions:
+  """The options of a spectrum family: each family declares a frozen subclass (as
+  models declare ``UNetConfig``), the one place its option names, types and defaults
+  live. Configs, the run layer and reports read them from here."""
+
+  def band_spec(self) -> spectra.BandSpec | None:
+    """The bands whose dataset band powers ``pi_b`` the family reads (None: none)."""
+    return None
+
+  @classmethod
+  def optional_fields(cls) -> tuple[str, ...]:
+    """Options that take ``None`` (annotated ``... | None``)."""
+    return tuple(f.name for f in dataclasses.fields(cls) if "None" in str(f.type))
+
+  def overrides(self) -> dict[str, Any]:
+    """The options that differ from the defaults, in declaration order."""
+    default = type(self)()
+    return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+            if getattr(self, f.name) != getattr(default, f.name)}
+
+
 _SPECTRUM_FAMILIES: dict[str, Callable[..., SpectrumFamilyOutput]] = {}
+_FAMILY_OPTIONS: dict[str, type[FamilyOptions]] = {}
 
 
-def register_spectrum(name: str):
-  """Registers ``fn(ctx: SpectrumContext, **options) -> SpectrumFamilyOutput``."""
+def register_spectrum(name: str, options: type[FamilyOptions]):
+  """Registers ``fn(ctx: SpectrumContext, opts: options) -> SpectrumFamilyOutput``
+  under ``name``, with its frozen options dataclass."""
+  if not (isinstance(options, type) and issubclass(options, FamilyOptions)
+          and dataclasses.is_dataclass(options)):
+    raise TypeError(f"options of family {name!r} must be a FamilyOptions dataclass.")
+
   def wrap(fn):
     _SPECTRUM_FAMILIES[name] = fn
+    _FAMILY_OPTIONS[name] = options
     return fn
   return wrap
 
 
 def spectrum_family_names() -> list[str]:
   return sorted(_SPECTRUM_FAMILIES)
+
+
+def family_options_class(name: str) -> type[FamilyOptions]:
+  """The options dataclass of the spectrum family ``name``.
+
+  Raises:
+    ValueError: an unknown family (naming the registered ones).
+  """
+  if name not in _FAMILY_OPTIONS:
+    raise ValueError(f"noise family {name!r} is not one of {spectrum_family_names()}.")
+  return _FAMILY_OPTIONS[name]
+
+
+def family_options(name: str, options: Mapping[str, Any] | None = None, /,
+                   **overrides) -> FamilyOptions:
+  """The family's options: its defaults with ``options`` and ``overrides`` applied.
+
+  Raises:
+    ValueError: an unknown family, or option names the family does not have (naming
+      its options).
+  """
+  cls = family_options_class(name)
+  given = {**dict(options or {}), **overrides}
+  names = [f.name for f in dataclasses.fields(cls)]
+  unknown = sorted(set(given) - set(names))
+  if unknown:
+    raise ValueError(f"noise family {name!r} has no option(s) {unknown}; its options are"
+                     f" {sorted(names)}.")
+  return cls(**given)
 
 
 def _check_gamma(name: str, value: float, limit: float = 4.0) -> float:
@@ -244,22 +303,112 @@ def _checked_psd(psd, height: int, width: int) -> np.ndarray:
   return psd
 
 
-@register_spectrum("white")
-def white_spectrum(ctx: SpectrumContext) -> SpectrumFamilyOutput:
+@dataclasses.dataclass(frozen=True)
+class WhiteOptions(FamilyOptions):
+  """``white`` has no options."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _DatasetSpectrumOptions(FamilyOptions):
+  """How :func:`base_spectrum` turns the dataset PSD into the shape of ``S``.
+
+  mode: ``radial`` / ``band`` / ``grid``; floor: relative PSD floor; num_bands: the
+  linear bands (DC out) of ``mode="band"``; dc: ``nearest`` / ``psd``;
+  max_ratio: cap on ``max S_t / min S_t`` after the exponent (None: no cap).
+  """
+  mode: str = "radial"
+  floor: float = 1e-6
+  max_ratio: float | None = 1e3
+  num_bands: int = 8
+  dc: str = "nearest"
+
+  def band_spec(self) -> spectra.BandSpec | None:
+    return band_mode_spec(int(self.num_bands)) if self.mode == "band" else None
+
+
+@dataclasses.dataclass(frozen=True)
+class MatchedOptions(_DatasetSpectrumOptions):
+  """gamma: the exponent of ``Pbar`` (1: EqualSNR, 0: white)."""
+  gamma: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class AnnealedOptions(_DatasetSpectrumOptions):
+  """gamma_T, gamma_0: the exponent at the noisiest and least noisy step; path,
+  sharpness: :func:`gamma_path`."""
+  gamma_T: float = 0.0
+  gamma_0: float = 1.0
+  path: str = "linear"
+  sharpness: float = 10.0
+
+
+@dataclasses.dataclass(frozen=True)
+class BandAnnealedOptions(FamilyOptions):
+  """gamma: exponent of the band densities; num_bands: linear bands (DC out);
+  window_width, window_floor: the moving window; floor, max_ratio: as
+  :class:`MatchedOptions`."""
+  gamma: float = 1.0
+  num_bands: int = 8
+  window_width: float = 2.0
+  window_floor: float = 0.2
+  floor: float = 1e-6
+  max_ratio: float | None = 1e3
+
+  def band_spec(self) -> spectra.BandSpec | None:
+    return band_mode_spec(int(self.num_bands))
+
+
+@dataclasses.dataclass(frozen=True)
+class _BlogBandOptions(FamilyOptions):
+  """The published recipe's bands and softmax (see :func:`blog_band_weights`):
+  num_bands linear bands from f_min (None: the lowest non-DC frequency) to 0.5."""
+  num_bands: int = 8
+  f_min: float | None = None
+  importance_exponent: float = 0.5
+  importance_eps: float = 1e-6
+  beta: float = 1.0
+  gamma: float = 1.0
+  phi: str = "linear"
+  t_knee: float = 0.15
+
+  def band_spec(self) -> spectra.BandSpec | None:
+    return spectra.BandSpec(num_bands=int(self.num_bands), f_min=self.f_min, f_max=0.5)
+
+
+@dataclasses.dataclass(frozen=True)
+class BlogOptions(_BlogBandOptions):
+  """standardize: per-sample standardisation as published (not Gaussian);
+  time_convention: ``flow`` / ``ddpm``; guardrail: ``uniform`` (published) /
+  ``white``; direction: ``formula`` / ``text``."""
+  standardize: bool = False
+  time_convention: str = "flow"
+  guardrail: str = "uniform"
+  direction: str = "formula"
+
+
+@dataclasses.dataclass(frozen=True)
+class BlogCorrectedOptions(_BlogBandOptions):
+  """max_ratio: cap on ``max S_t / min S_t`` (None: no cap)."""
+  max_ratio: float | None = 1e3
+
+
+@register_spectrum("white", WhiteOptions)
+def white_spectrum(ctx: SpectrumContext, opts: WhiteOptions = WhiteOptions()
+                   ) -> SpectrumFamilyOutput:
   """``S = 1``: DDPM."""
+  del opts
   return SpectrumFamilyOutput(np.ones((1, ctx.height, spectra.rfft_width(ctx.width))))
 
 
-@register_spectrum("matched")
-def matched_spectrum(ctx: SpectrumContext, gamma: float = 1.0, mode: str = "radial",
-                     floor: float = 1e-6, max_ratio: float | None = 1e3,
-                     num_bands: int = 8, dc: str = "nearest") -> SpectrumFamilyOutput:
+@register_spectrum("matched", MatchedOptions)
+def matched_spectrum(ctx: SpectrumContext, opts: MatchedOptions = MatchedOptions()
+                     ) -> SpectrumFamilyOutput:
   """``S ∝ (Pbar + floor)^gamma``, constant in time. gamma = 1 is EqualSNR (every
   frequency the same SNR), gamma = 0 is white. ``max_ratio`` caps ``max S / min S``
   (of ``S``, after the exponent; ``None``: no cap)."""
-  gamma = _check_gamma("gamma", gamma)
-  base = base_spectrum(ctx, "matched", mode, floor, num_bands, dc)
-  return SpectrumFamilyOutput(cap_dynamic_range((base ** gamma)[None], max_ratio))
+  gamma = _check_gamma("gamma", opts.gamma)
+  base = base_spectrum(ctx, "matched", opts.mode, opts.floor, opts.num_bands, opts.dc)
+  return SpectrumFamilyOutput(cap_dynamic_range((base ** gamma)[None], opts.max_ratio))
 
 
 def gamma_path(u: np.ndarray, gamma_0: float, gamma_T: float, path: str = "linear",
@@ -282,11 +431,9 @@ def gamma_path(u: np.ndarray, gamma_0: float, gamma_T: float, path: str = "linea
   return gamma_0 + (gamma_T - gamma_0) * p
 
 
-@register_spectrum("annealed")
-def annealed_spectrum(ctx: SpectrumContext, gamma_T: float = 0.0, gamma_0: float = 1.0,
-                      path: str = "linear", sharpness: float = 10.0, mode: str = "radial",
-                      floor: float = 1e-6, max_ratio: float | None = 1e3,
-                      num_bands: int = 8, dc: str = "nearest") -> SpectrumFamilyOutput:
+@register_spectrum("annealed", AnnealedOptions)
+def annealed_spectrum(ctx: SpectrumContext, opts: AnnealedOptions = AnnealedOptions()
+                      ) -> SpectrumFamilyOutput:
   """``S_t ∝ Pbar^gamma(t)``, gamma moving from ``gamma_T`` (most noisy step) to
   ``gamma_0`` (least noisy).
 
@@ -297,19 +444,18 @@ def annealed_spectrum(ctx: SpectrumContext, gamma_T: float = 0.0, gamma_0: float
   speed of the low-to-high sweep. ``max_ratio`` caps ``max S_t / min S_t`` at every
   ``t`` (on ``S_t``, after the exponent; ``None``: no cap).
   """
-  gamma_T = _check_gamma("gamma_T", gamma_T)
-  gamma_0 = _check_gamma("gamma_0", gamma_0)
-  base = base_spectrum(ctx, "annealed", mode, floor, num_bands, dc)
-  gammas = gamma_path(ctx.time, gamma_0, gamma_T, path, sharpness)
+  gamma_T = _check_gamma("gamma_T", opts.gamma_T)
+  gamma_0 = _check_gamma("gamma_0", opts.gamma_0)
+  base = base_spectrum(ctx, "annealed", opts.mode, opts.floor, opts.num_bands, opts.dc)
+  gammas = gamma_path(ctx.time, gamma_0, gamma_T, opts.path, opts.sharpness)
   log_base = np.log(base / np.exp(np.mean(np.log(base))))
   spectrum = np.exp(gammas[:, None, None] * log_base[None])
-  return SpectrumFamilyOutput(cap_dynamic_range(spectrum, max_ratio))
+  return SpectrumFamilyOutput(cap_dynamic_range(spectrum, opts.max_ratio))
 
 
-@register_spectrum("band_annealed")
-def band_annealed_spectrum(ctx: SpectrumContext, gamma: float = 1.0, num_bands: int = 8,
-                           window_width: float = 2.0, window_floor: float = 0.2,
-                           floor: float = 1e-6, max_ratio: float | None = 1e3,
+@register_spectrum("band_annealed", BandAnnealedOptions)
+def band_annealed_spectrum(ctx: SpectrumContext,
+                           opts: BandAnnealedOptions = BandAnnealedOptions()
                            ) -> SpectrumFamilyOutput:
   """``S_t(k) ∝ (pi_b / |B_b|)^gamma * w(b, t)`` for ``k`` in band ``b``.
 
@@ -319,15 +465,15 @@ def band_annealed_spectrum(ctx: SpectrumContext, gamma: float = 1.0, num_bands: 
   band ``b`` (linear bands without DC, corners in the last band; DC takes band 0's
   density and window). ``max_ratio`` caps ``max S_t / min S_t`` of the product.
   """
-  gamma = _check_gamma("gamma", gamma)
-  num_bands = int(num_bands)
+  gamma = _check_gamma("gamma", opts.gamma)
+  num_bands = int(opts.num_bands)
   if num_bands < 2:
     raise ValueError(f"num_bands={num_bands} must be >= 2 for band_annealed.")
-  width_b = _check_positive("window_width", window_width)
-  w_floor = float(window_floor)
+  width_b = _check_positive("window_width", opts.window_width)
+  w_floor = float(opts.window_floor)
   if not (math.isfinite(w_floor) and w_floor >= 0):
-    raise ValueError(f"window_floor={window_floor} must be >= 0.")
-  base = base_spectrum(ctx, "band_annealed", "band", floor, num_bands, "nearest")
+    raise ValueError(f"window_floor={opts.window_floor} must be >= 0.")
+  base = base_spectrum(ctx, "band_annealed", "band", opts.floor, num_bands, "nearest")
   masks = spectra.band_masks(ctx.height, ctx.width, band_mode_spec(num_bands)).copy()
   masks[0, 0, 0] = 1.0  # DC takes band 0's window (and has band 0's density in base)
   centre = (num_bands - 1) * (1.0 - ctx.time)
@@ -335,7 +481,7 @@ def band_annealed_spectrum(ctx: SpectrumContext, gamma: float = 1.0, num_bands: 
   window = w_floor + np.exp(-((bands[None] - centre[:, None]) ** 2) / (2 * width_b**2))
   window_grid = np.einsum("tb,bhw->thw", window, masks)
   return SpectrumFamilyOutput(cap_dynamic_range((base ** gamma)[None] * window_grid,
-                                                max_ratio))
+                                                opts.max_ratio))
 
 
 def _blog_band_power(ctx: SpectrumContext, spec: spectra.BandSpec, family: str) -> np.ndarray:
@@ -434,13 +580,9 @@ def _blog_masks(ctx: SpectrumContext, spec: spectra.BandSpec):
   return masks, sizes
 
 
-@register_spectrum("blog")
-def blog_spectrum(ctx: SpectrumContext, num_bands: int = 8, f_min: float | None = None,
-                  importance_exponent: float = 0.5, importance_eps: float = 1e-6,
-                  beta: float = 1.0, gamma: float = 1.0, phi: str = "linear",
-                  t_knee: float = 0.15, standardize: bool = False,
-                  time_convention: str = "flow", guardrail: str = "uniform",
-                  direction: str = "formula") -> SpectrumFamilyOutput:
+@register_spectrum("blog", BlogOptions)
+def blog_spectrum(ctx: SpectrumContext, opts: BlogOptions = BlogOptions()
+                  ) -> SpectrumFamilyOutput:
   """The published FANS recipe (ICLR 2026 blog post; ``docs/method.md``, "The published
   variant").
 
@@ -469,29 +611,28 @@ def blog_spectrum(ctx: SpectrumContext, num_bands: int = 8, f_min: float | None 
   corners beyond 0.5 the last one (the post leaves them at zero variance), so the
   spectrum is positive with mean 1.
   """
-  pibar, masks, sizes = _blog_bands(ctx, num_bands, f_min, "blog")
+  pibar, masks, sizes = _blog_bands(ctx, opts.num_bands, opts.f_min, "blog")
   num_bands = len(pibar)
-  if guardrail == "uniform":
+  if opts.guardrail == "uniform":
     flat = np.full(num_bands, 1.0 / num_bands)
-  elif guardrail == "white":
+  elif opts.guardrail == "white":
     flat = sizes / sizes.sum()
   else:
-    raise ValueError(f"guardrail={guardrail!r} is not 'uniform' (published) or 'white'.")
-  w = blog_band_weights(pibar, ctx.time, importance_exponent=importance_exponent,
-                        importance_eps=importance_eps, beta=beta, gamma=gamma, phi=phi,
-                        t_knee=t_knee, direction=direction, time_convention=time_convention,
-                        flat=flat)
+    raise ValueError(f"guardrail={opts.guardrail!r} is not 'uniform' (published) or 'white'.")
+  w = blog_band_weights(pibar, ctx.time, importance_exponent=opts.importance_exponent,
+                        importance_eps=opts.importance_eps, beta=opts.beta, gamma=opts.gamma,
+                        phi=opts.phi, t_knee=opts.t_knee, direction=opts.direction,
+                        time_convention=opts.time_convention, flat=flat)
   density = w * (ctx.height * ctx.width) / sizes[None]
   spectrum = np.einsum("tb,bhw->thw", density, masks)
-  return SpectrumFamilyOutput(spectrum, gaussian=not standardize, standardize=bool(standardize))
+  standardize = bool(opts.standardize)
+  return SpectrumFamilyOutput(spectrum, gaussian=not standardize, standardize=standardize)
 
 
-@register_spectrum("blog_corrected")
-def blog_corrected_spectrum(ctx: SpectrumContext, num_bands: int = 8,
-                            f_min: float | None = None, importance_exponent: float = 0.5,
-                            importance_eps: float = 1e-6, beta: float = 1.0,
-                            gamma: float = 1.0, phi: str = "linear", t_knee: float = 0.15,
-                            max_ratio: float | None = 1e3) -> SpectrumFamilyOutput:
+@register_spectrum("blog_corrected", BlogCorrectedOptions)
+def blog_corrected_spectrum(ctx: SpectrumContext,
+                            opts: BlogCorrectedOptions = BlogCorrectedOptions()
+                            ) -> SpectrumFamilyOutput:
   """The published recipe with its known flaws fixed (``docs/method.md``).
 
   The same bands, importance and softmax as :func:`blog_spectrum`, but
@@ -504,17 +645,17 @@ def blog_corrected_spectrum(ctx: SpectrumContext, num_bands: int = 8,
   * ``max S_t / min S_t`` capped at ``max_ratio`` (``None``: no cap); the forward-chain
     validity is checked by :func:`make_schedule` like every family's.
   """
-  pibar, masks, sizes = _blog_bands(ctx, num_bands, f_min, "blog_corrected")
-  num_bands = len(pibar)
-  w = blog_band_weights(pibar, ctx.time, importance_exponent=importance_exponent,
-                        importance_eps=importance_eps, beta=beta, gamma=gamma, phi=phi,
-                        t_knee=0.0, direction="text", time_convention="flow")
+  pibar, masks, sizes = _blog_bands(ctx, opts.num_bands, opts.f_min, "blog_corrected")
+  w = blog_band_weights(pibar, ctx.time, importance_exponent=opts.importance_exponent,
+                        importance_eps=opts.importance_eps, beta=opts.beta, gamma=opts.gamma,
+                        phi=opts.phi, t_knee=0.0, direction="text", time_convention="flow")
   density = w * (ctx.height * ctx.width) / sizes[None]
-  spectrum = cap_dynamic_range(np.einsum("tb,bhw->thw", density, masks), max_ratio)
+  spectrum = cap_dynamic_range(np.einsum("tb,bhw->thw", density, masks), opts.max_ratio)
   spectrum = spectrum / np.asarray(spectra.grid_mean(spectrum, ctx.width))[:, None, None]
   # The white guardrail, blended geometrically: S_t^m with m = min(tau / t_knee, 1), so
   # log S_t moves at a bounded rate (a linear blend of the weights moves log S fastest
   # where S is smallest, which breaks the forward chain right next to pure noise).
+  t_knee = opts.t_knee
   if not 0 <= float(t_knee) < 1:
     raise ValueError(f"t_knee={t_knee} must lie in [0, 1).")
   if float(t_knee) > 0:
@@ -602,8 +743,16 @@ def log_snr(schedule: Schedule, data_variance) -> np.ndarray:
   return noise_log_snr(schedule.alphas_cumprod, spectrum) + np.log(np.maximum(var, 1e-300))
 
 
+def band_log_snr(schedule: Schedule, data_variance, spec: spectra.BandSpec
+                 ) -> np.ndarray:
+  """Mean of ``log SNR_k(t)`` over the coefficients of each band, ``[T, B]`` (nats)."""
+  grid = log_snr(schedule, data_variance)
+  return np.asarray(spectra.band_average(jnp.asarray(grid, jnp.float32), spec,
+                                         schedule.width), np.float64)
+
+
 def _posterior(betas: np.ndarray, abar: np.ndarray, spectrum: np.ndarray):
-  """Per-frequency ancestral posterior (method section 5), float64.
+  """Per-frequency ancestral posterior (docs/method.md §5), float64.
 
   Returns ``(coef_xt, coef_x0, var, cond_var)``, each ``[T, h, w]``; ``cond_var`` is
   ``sigma2_{t|t-1}`` (its sign is the forward-chain validity condition).
@@ -686,7 +835,8 @@ def make_schedule(name: str = "white", num_timesteps: int = 1000,
     dtype: dtype of the stored arrays.
     beta_kwargs: extra arguments of the beta schedule (``beta_start``, ``beta_end``,
       ``s``, ``max_beta``).
-    **options: the family's options (see each ``*_spectrum`` function).
+    **options: the family's options (the fields of its options dataclass,
+      :func:`family_options_class`; unknown names raise).
   Raises:
     ValueError: unknown names or bad values.
     ForwardChainError: (a ValueError) the schedule breaks the forward chain; it names
@@ -708,10 +858,7 @@ def make_schedule(name: str = "white", num_timesteps: int = 1000,
                         None if data_psd is None else np.asarray(data_psd, np.float64),
                         None if data_band_powers is None else np.asarray(data_band_powers,
                                                                          np.float64))
-  try:
-    out = _SPECTRUM_FAMILIES[name](ctx, **options)
-  except TypeError as e:
-    raise ValueError(f"bad options {sorted(options)} for noise schedule {name!r}: {e}") from e
+  out = _SPECTRUM_FAMILIES[name](ctx, family_options(name, options))
   spectrum = np.asarray(out.spectrum, np.float64)
   if spectrum.shape[0] not in (1, T) or spectrum.shape[1:] != (height, spectra.rfft_width(width)):
     raise ValueError(f"family {name!r} returned a spectrum of shape {spectrum.shape}.")
@@ -738,8 +885,10 @@ def make_schedule(name: str = "white", num_timesteps: int = 1000,
 
 
 __all__ = [
-    "ForwardChainError", "Schedule", "SpectrumContext", "SpectrumFamilyOutput", "band_mode_spec", "base_spectrum",
-    "blog_band_weights", "cap_dynamic_range",
-    "beta_schedule_names", "gamma_path", "log_snr", "make_betas", "make_schedule",
+    "AnnealedOptions", "BandAnnealedOptions", "BlogCorrectedOptions", "BlogOptions",
+    "FamilyOptions", "ForwardChainError", "MatchedOptions", "Schedule", "SpectrumContext",
+    "SpectrumFamilyOutput", "WhiteOptions", "band_log_snr", "band_mode_spec", "base_spectrum",
+    "beta_schedule_names", "blog_band_weights", "cap_dynamic_range", "family_options",
+    "family_options_class", "gamma_path", "log_snr", "make_betas", "make_schedule",
     "noise_log_snr", "register_beta_schedule", "register_spectrum", "spectrum_family_names",
 ]

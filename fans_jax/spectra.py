@@ -1,6 +1,6 @@
 """Spectral statistics of image batches on the orthonormal ``rfft2`` grid.
 
-Conventions (``docs`` of the method, section 1):
+Conventions (docs/method.md §1):
 
 * Images are ``[B, H, W, C]`` arrays (float). Fourier transforms are
   ``jnp.fft.rfft2(x, axes=(1, 2), norm="ortho")``, so the coefficient grid is
@@ -621,8 +621,10 @@ class SpectrumAccumulator:
         width=self.shape[1])
 
 
-def dataset_spectrum(batches, band_spec: BandSpec | None = None) -> DatasetSpectrum:
-  """Streams an iterable of ``[B, H, W, C]`` batches into a :class:`DatasetSpectrum`."""
+def accumulate_spectrum(batches, band_spec: BandSpec | None = None) -> DatasetSpectrum:
+  """Streams an iterable of ``[B, H, W, C]`` batches into a :class:`DatasetSpectrum`
+  (no files, no cache: the cached spectrum of a dataset config is
+  :func:`fans_jax.data.dataset_spectrum`)."""
   acc = SpectrumAccumulator(band_spec)
   for batch in batches:
     acc.update(batch)
@@ -660,10 +662,28 @@ def power_law_grid(height: int, width: int, alpha: float, dc: str = "nearest") -
   return grid
 
 
+def band_decompose(images, spec: BandSpec) -> np.ndarray:
+  """Splits images into band-pass components with the band masks on the rfft grid.
+
+  Args:
+    images: ``[N, H, W, C]`` float.
+    spec: bands; with ``include_dc=True`` (and bands starting at 0) the masks
+      partition the grid, so the components sum to the images exactly.
+  Returns:
+    ``[B, N, H, W, C]`` float32.
+  """
+  x = jnp.asarray(np.asarray(images, np.float32))
+  height, width = x.shape[1:3]
+  masks = jnp.asarray(band_masks(height, width, spec), jnp.float32)
+  coeffs = rfft2(x)
+  parts = [irfft2(coeffs * m[None, :, :, None], height, width) for m in masks]
+  return np.asarray(jnp.stack(parts))
+
+
 __all__ = [
     "BandSpec", "DatasetSpectrum", "PowerLawFit", "RadialProfile", "SpectrumAccumulator",
-    "band_average", "band_masks", "band_powers", "band_sizes", "check_images",
-    "dataset_spectrum", "fit_power_law", "frequency_grid", "grid_mean", "image_band_powers",
+    "accumulate_spectrum", "band_average", "band_decompose", "band_masks", "band_powers",
+    "band_sizes", "check_images", "fit_power_law", "frequency_grid", "grid_mean", "image_band_powers",
     "infer_width", "irfft2", "load_dataset_spectrum", "power_law_grid", "power_spectrum",
     "profile_to_grid", "radial_frequency", "radial_profile", "rfft2", "rfft_multiplicity",
     "rfft_width", "running_average_by_frequency", "save_dataset_spectrum",

@@ -60,13 +60,14 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from fans_jax import (checkpointing, data, diffusion, models, samplers, sampling, schedules,
                       spectra)
+from fans_jax.metrics import spectral as spectral_lib
 from fans_jax.utils import config as config_utils
-from fans_jax.utils import experiment
+from fans_jax import experiment
 from fans_jax.utils import images as image_utils
 from fans_jax.utils import lock as lock_lib
 from fans_jax.utils import metric_writers
 
-# The schedule of a config (re-exported: it lives in utils.experiment, shared with
+# The schedule of a config (re-exported: it lives in fans_jax.experiment, shared with
 # sampling).
 schedule_from_config = experiment.schedule_from_config
 
@@ -142,7 +143,7 @@ class SampleConfig:
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
-  """``config.eval``: the defaults of evaluation (``fans_jax.metrics.evaluation``):
+  """``config.eval``: the defaults of evaluation (``fans_jax.evaluation``):
   samples, sampler, steps (0: T), DDIM eta, batch size (0: automatic), seed, and
   whether the predicted x0 is clipped to [-1, 1] at every step (default)."""
   num_samples: int = 10_000
@@ -418,8 +419,7 @@ def init_train_state(model_cfg: ml_collections.ConfigDict, image_shape, tx, seed
 
   def build(key):
     k_init, k_train = jax.random.split(key)
-    model = models.get_model(model_cfg, image_shape, nnx.Rngs(params=k_init))
-    graphdef, params = nnx.split(model, nnx.Param)
+    graphdef, params = models.split_model(model_cfg, image_shape, k_init)
     graphdefs.append(graphdef)
     ema = jax.tree.map(jnp.copy, params)
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, ema_params=ema,
@@ -700,13 +700,11 @@ def _sample_spectrum_metrics(images: np.ndarray,
     out["samples/alpha"] = alpha
   if reference is not None:
     _, ref = reference.radial_profile()
-    keep = (freqs > 0) & (profile > 0) & (ref > 0)
     alpha_data = _fitted_alpha(reference)
     if alpha_data is not None:
       out["samples/alpha_data"] = alpha_data
-    if keep.any():
-      out["samples/lsd"] = float(np.mean(np.abs(np.log10(profile[keep]) -
-                                                np.log10(ref[keep]))))
+    if np.any(np.asarray(freqs) > 0):
+      out["samples/lsd"] = spectral_lib.log_spectral_distance(freqs, profile, ref)
   return out
 
 

@@ -3,7 +3,7 @@ r"""Which noise schedules keep the forward chain valid on which datasets.
 For each dataset spectrum, builds every registered family with its default options
 (and a grid of annealed gamma paths, capped and uncapped) and reports the smallest
 margin ``min sigma2_(t|t-1) / sigma2_t`` or the first step that breaks the chain.
-This is the measurement behind fans-method.md section 3 and the README's schedule table.
+This is the measurement behind docs/method.md §3 and the README's schedule table.
 
   python launch/check_schedules.py --datasets=pltb,cifar10_local --image_size=32 \
       --output=docs/schedule_validity.md

@@ -36,7 +36,7 @@ from absl import flags
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # this checkout first
 
-from fans_jax.metrics import evaluation  # pylint: disable=wrong-import-position
+from fans_jax import evaluation  # pylint: disable=wrong-import-position
 from fans_jax.metrics import spectral  # pylint: disable=wrong-import-position
 from fans_jax.utils import logs  # pylint: disable=wrong-import-position
 

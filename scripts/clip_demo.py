@@ -42,7 +42,8 @@ def main(argv):
   from configs import cifar_ddpm  # pylint: disable=import-outside-toplevel
   import fans_jax.data as data  # pylint: disable=import-outside-toplevel
   from fans_jax import sample_files, sampling, train  # pylint: disable=import-outside-toplevel
-  from fans_jax.metrics import evaluation, features, inception  # pylint: disable=import-outside-toplevel
+  from fans_jax import evaluation  # pylint: disable=import-outside-toplevel
+  from fans_jax.metrics import features, inception  # pylint: disable=import-outside-toplevel
   from fans_jax.utils import images as image_utils, logs  # pylint: disable=import-outside-toplevel
   logs.quiet()
 

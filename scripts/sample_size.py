@@ -4,7 +4,7 @@ r"""How many samples a metric needs to rank two models: spread over sampling see
         --seeds=0,1,2 --output=docs/evaluation/sample_size
 
 For each run (workdir), sample size N and sampling seed: draws N samples (DDIM-100,
-eta 1, x0 clipped), evaluates them with ``fans_jax.metrics.evaluation.evaluate_run``
+eta 1, x0 clipped), evaluates them with ``fans_jax.evaluation.evaluate_run``
 against the run's dataset, and reports per metric the mean and std over seeds, and
 whether the gap between the two runs' means exceeds the spread (|gap| > 2 x the larger
 std): the N at which that metric can rank them. FID needs N >= 2049 (a full-rank 2048-d
@@ -29,6 +29,10 @@ _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Sampling seeds.")
 _STEPS = flags.DEFINE_integer("num_steps", 100, "DDIM steps.")
 _NREF = flags.DEFINE_integer("num_reference", 10000, "Reference images.")
 _OUT = flags.DEFINE_string("output", "docs/evaluation/sample_size", "Output path (no suffix).")
+_METRICS = flags.DEFINE_enum(
+    "metrics", "auto", ["auto", "spectral"],
+    "auto: spectral, KID, FID (N >= 2049) and FD-ResNet20 (CIFAR-10); spectral: the spectral"
+    " metrics only (the synthetic sets, where Inception features mean little).")
 
 METRICS = (("fid", "FID"), ("kid", "KID x 1e3"), ("fd_resnet20", "FD-ResNet20"),
            ("slope_abs_error", "|slope error|"), ("band_jsd", "band JSD"), ("lsd", "LSD"))
@@ -48,7 +52,7 @@ def main(argv):
   host.force_cpu_devices(-1)
   import numpy as np  # pylint: disable=import-outside-toplevel
   from fans_jax import sample_files, sampling  # pylint: disable=import-outside-toplevel
-  from fans_jax.metrics import evaluation  # pylint: disable=import-outside-toplevel
+  from fans_jax import evaluation  # pylint: disable=import-outside-toplevel
   from fans_jax.utils import logs  # pylint: disable=import-outside-toplevel
   logs.quiet()
   sizes = [int(n) for n in _SIZES.value]
@@ -56,7 +60,7 @@ def main(argv):
   results = {"num_steps": _STEPS.value, "sizes": sizes, "seeds": seeds, "runs": {}}
   for workdir in _WORKDIRS.value:
     run = sampling.load_run(workdir)
-    name = f"{pathlib.Path(workdir).name}@{run.step}"
+    name = f"{'/'.join(pathlib.Path(workdir).parts[-2:])}@{run.step}"  # e.g. white/seed0@1000
     per = results["runs"].setdefault(name, {"workdir": workdir, "step": run.step,
                                             "noise": run.config.noise.name, "values": {}})
     for seed in seeds:
@@ -66,6 +70,8 @@ def main(argv):
         metrics = "spectral,kid" + (",fid" if n >= 2049 else "")
         if run.config.data.name.startswith("cifar10") and n >= 65:
           metrics += ",fd_resnet20"
+        if _METRICS.value == "spectral":
+          metrics = "spectral"
         options = evaluation.EvalOptions(metrics=metrics, num_reference=_NREF.value,
                                          kid_subsets=100, kid_subset_size=min(n, 1000))
         sample_set = evaluation.SampleSet(evaluation.quantize(images[:n]),
@@ -86,7 +92,15 @@ def main(argv):
         logging.info("%s N=%d seed=%d: %s", name, n, seed,
                      {k: per["values"][k][str(n)][-1] for k, _ in METRICS})
   names = list(results["runs"])
-  lines = ["| metric | N | " + " | ".join(f"{n} (mean ± std over {len(seeds)} seeds)"
+  command = " ".join(["python scripts/sample_size.py"] + sys.argv[1:])
+  results["command"] = command
+  described = ", ".join(f"`{n}` ({results['runs'][n]['noise']})" for n in names)
+  lines = [f"Runs: {described};"
+           f" DDIM-{_STEPS.value} (eta 1, x0 clipped), sampling seeds {seeds}, nested"
+           " prefixes of one draw per seed. 'ranks them?': the gap between the two runs'"
+           " means exceeds twice the larger std over seeds. Produced by"
+           f" `{command}`.", "",
+           "| metric | N | " + " | ".join(f"{n} (mean ± std over {len(seeds)} seeds)"
                                          for n in names) + " | ranks them? |",
            "|---|---|" + "---|" * len(names) + "---|"]
   for key, label in METRICS:

@@ -26,7 +26,7 @@ def test_dataset_spectrum_matches_direct_computation_and_is_cached(tmp_path, mon
   cfg = small(alpha=2.0)
   stats = data.dataset_spectrum(cfg, cache_dir=tmp_path)
   x = data.to_model_input(data.get_source(cfg).get_batch(np.arange(64)))
-  direct = spectra.dataset_spectrum([x[:30], x[30:]])
+  direct = spectra.accumulate_spectrum([x[:30], x[30:]])
   np.testing.assert_allclose(stats.psd, direct.psd, rtol=1e-5)
   np.testing.assert_allclose(stats.band_powers, direct.band_powers, rtol=1e-5)
   path = data.cached_spectrum_path(cfg, cache_dir=tmp_path)
@@ -36,7 +36,7 @@ def test_dataset_spectrum_matches_direct_computation_and_is_cached(tmp_path, mon
     raise AssertionError("recomputed although cached")
 
   with monkeypatch.context() as m:
-    m.setattr(spectra_cache, "compute_spectrum", fail)
+    m.setattr(spectra_cache, "spectrum_of_source", fail)
     again = data.dataset_spectrum(cfg, cache_dir=tmp_path)
   np.testing.assert_array_equal(again.psd, stats.psd)
   path.write_text("{truncated")  # a damaged cache file is recomputed and rewritten

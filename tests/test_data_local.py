@@ -105,7 +105,7 @@ def test_measured_slopes_of_real_sets(shared_data_dir, tmp_path, capsys):
     for half in (0, 1):  # two disjoint halves through the same streaming code
       src = data.get_source(cfg)
       idx = np.arange(half * n // 2, (half + 1) * n // 2)
-      halves.append(spectra_cache.compute_spectrum(_Subset(src, idx), idx.size,
+      halves.append(spectra_cache.spectrum_of_source(_Subset(src, idx), idx.size,
                                                    spectra.BandSpec()).fit().alpha)
     spreads[name] = abs(halves[0] - halves[1])
   with capsys.disabled():

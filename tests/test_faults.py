@@ -1,4 +1,4 @@
-"""Faults and bad input (issue 16): kills and SIGTERM at the worst moments, a read-only
+"""Faults and bad input: kills and SIGTERM at the worst moments, a read-only
 checkpoint directory, a full disk, two trainings on one workdir, damaged or foreign
 workdir files, bad config values and degenerate data.
 
@@ -30,7 +30,7 @@ import fans_jax.data as data
 from configs import pltb_fans
 from fans_jax import checkpointing, train
 from fans_jax.data import analysis
-from fans_jax.utils import experiment
+from fans_jax import experiment
 from fans_jax.utils import lock as lock_lib
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

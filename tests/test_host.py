@@ -1,4 +1,4 @@
-"""Launch-script host set-up: CPU devices through jax.config, not XLA_FLAGS (issue 13)."""
+"""Launch-script host set-up: CPU devices through jax.config, not XLA_FLAGS."""
 
 import os
 import subprocess

@@ -1,4 +1,4 @@
-"""The install is declared as the issue asked (issue 13): ranges, no TensorFlow in the core,
+"""How the install is declared: ranges, no TensorFlow in the core,
 and a core that pip resolves as wheels on Linux x86_64, Linux aarch64 and macOS arm64.
 
 The platform tests run pip's resolver for another platform against PyPI (``pip

@@ -1,4 +1,4 @@
-"""TensorBoard event files are written and read back without TensorFlow (issue 13)."""
+"""TensorBoard event files are written and read back without TensorFlow."""
 
 import json
 import pathlib

@@ -1,4 +1,4 @@
-"""launch/evaluate.py and fans_jax.metrics.evaluation on two tiny trained runs (issue 5).
+"""launch/evaluate.py and fans_jax.evaluation on two tiny trained runs.
 
 Two runs (DDPM and FANS ``matched``) are trained for 2 steps on the offline CIFAR-10
 copy (T = 100): their samples are noise, which is what the metrics must say. Runtime
@@ -13,7 +13,8 @@ import shutil
 import numpy as np
 import pytest
 
-from fans_jax.metrics import evaluation, inception
+from fans_jax import evaluation
+from fans_jax.metrics import inception
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""The Colab notebooks run end to end on small settings (issue 5).
+"""The Colab notebooks run end to end on small settings.
 
 Each notebook is executed top to bottom with nbclient in a fresh kernel, with
 ``FANS_NOTEBOOK_SMALL=1`` (the notebooks' small-settings switch), caches in a

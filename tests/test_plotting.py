@@ -23,8 +23,8 @@ def _fields(seed, n=24, alpha=2.0, channels=3):
 
 @pytest.fixture(scope="module")
 def stats():
-  return {"alpha 2": spectra.dataset_spectrum([_fields(0)]),
-          "alpha 1": spectra.dataset_spectrum([_fields(1, alpha=1.0)])}
+  return {"alpha 2": spectra.accumulate_spectrum([_fields(0)]),
+          "alpha 1": spectra.accumulate_spectrum([_fields(1, alpha=1.0)])}
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_snr_heatmaps(tmp_path, stats, tiny_schedules):
                                    path=tmp_path / "snr")
   _check_written(tmp_path / "snr")
   assert [ax.get_title() for ax in fig.axes[:2]] == ["DDPM", "FANS"]
-  grid = plotting.band_log_snr(tiny_schedules["DDPM"], stats["alpha 2"].variance,
+  grid = schedules.band_log_snr(tiny_schedules["DDPM"], stats["alpha 2"].variance,
                                spectra.BandSpec(num_bands=4))
   assert grid.shape == (20, 4)
   # DDPM: log SNR falls with t in every band, and high bands have lower SNR.
@@ -86,7 +86,7 @@ def test_forward_bands(tmp_path, tiny_schedules):
 
 def test_band_decompose_sums_to_image():
   x = _fields(4, n=2)
-  parts = plotting.band_decompose(x, plotting._display_bands(4))  # pylint: disable=protected-access
+  parts = spectra.band_decompose(x, plotting._display_bands(4))  # pylint: disable=protected-access
   assert parts.shape == (4,) + x.shape
   np.testing.assert_allclose(parts.sum(axis=0), x, atol=1e-5)
 

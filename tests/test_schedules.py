@@ -16,7 +16,7 @@ PSDS = {f"pltb{a:g}": spectra.power_law_grid(H, W, a) for a in (1.0, 2.0, 3.0)}
 def cifar_psd(shared_data_dir):
   images = np.load(shared_data_dir / "cifar10_test_uint8.npz")["images"][:5000]
   batches = (images[i:i + 1000].astype(np.float32) / 127.5 - 1 for i in range(0, 5000, 1000))
-  return spectra.dataset_spectrum(batches).psd
+  return spectra.accumulate_spectrum(batches).psd
 
 
 @pytest.mark.parametrize("family", schedules.spectrum_family_names())
@@ -152,7 +152,7 @@ def test_noise_standardized_for_blog():
     (dict(name="blog", num_bands=0), "num_bands=0"),
     (dict(name="blog", t_knee=1.5), "t_knee=1.5"),
     (dict(name="matched", max_ratio=0.5), "max_ratio"),
-    (dict(name="matched", colour="red"), "bad options"),
+    (dict(name="matched", colour="red"), r"has no option\(s\) \[.colour.\]; its options are"),
     (dict(name="annealed", path="zigzag"), "path='zigzag'"),
     (dict(image_shape=(32,)), "image_shape"),
 ])
@@ -201,3 +201,32 @@ def test_log_snr_view():
   white = schedules.make_schedule("white", 100, "linear", (H, W))
   lw = schedules.log_snr(white, var)
   assert np.ptp(lw[50][sel]) > 3.0  # DDPM: low frequencies far above high ones
+
+
+def test_family_options_are_declared_dataclasses():
+  """Every family has a frozen options dataclass; its defaults are what make_schedule
+  uses when an option is not given, and its band_spec is the bands the family reads."""
+  import dataclasses  # pylint: disable=import-outside-toplevel
+  for name in schedules.spectrum_family_names():
+    cls = schedules.family_options_class(name)
+    assert dataclasses.is_dataclass(cls) and issubclass(cls, schedules.FamilyOptions)
+    opts = cls()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+      opts.x = 1  # frozen
+    assert opts.overrides() == {}
+  assert schedules.family_options("matched").band_spec() is None
+  assert schedules.family_options("matched", mode="band", num_bands=6).band_spec() == (
+      schedules.band_mode_spec(6))
+  assert schedules.family_options("band_annealed").band_spec() == schedules.band_mode_spec(8)
+  blog = schedules.family_options("blog", {"num_bands": 5}, f_min=0.05)
+  assert blog.band_spec() == spectra.BandSpec(num_bands=5, f_min=0.05, f_max=0.5)
+  assert blog.overrides() == {"num_bands": 5, "f_min": 0.05}
+  assert set(schedules.BlogCorrectedOptions.optional_fields()) == {"f_min", "max_ratio"}
+  with pytest.raises(ValueError, match="is not one of"):
+    schedules.family_options("pink")
+  # Defaults of the dataclass are the schedule's defaults.
+  psd = PSDS["pltb2"]
+  a = schedules.make_schedule("annealed", 100, image_shape=(H, W, 3), data_psd=psd)
+  b = schedules.make_schedule("annealed", 100, image_shape=(H, W, 3), data_psd=psd,
+                              **dataclasses.asdict(schedules.AnnealedOptions()))
+  np.testing.assert_array_equal(np.asarray(a.spectrum), np.asarray(b.spectrum))

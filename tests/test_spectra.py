@@ -114,7 +114,7 @@ def test_streaming_accumulator_matches_one_shot_and_merges():
   data = rng.uniform(-1, 1, (40, 12, 12, 3)).astype(np.float32)
   data += np.sin(np.arange(12) / 2.0)[None, :, None, None]
   spec = spectra.BandSpec(num_bands=5)
-  whole = spectra.dataset_spectrum([data], spec)
+  whole = spectra.accumulate_spectrum([data], spec)
   parts = spectra.SpectrumAccumulator(spec)
   for i in range(0, 40, 7):
     parts.update(data[i:i + 7])

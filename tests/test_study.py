@@ -1,4 +1,4 @@
-"""The FANS study (fans_jax/study.py, configs/study.py:quick) end to end (issue 6).
+"""The FANS study (the fans_jax.study package, configs/study.py:quick) end to end.
 
 One module-scoped run of the ``:quick`` study (CIFAR-10 local, 24 steps, DDIM-10, 72
 samples) with the four variants plus a fifth, ``broken``, whose annealed schedule
@@ -20,7 +20,8 @@ import pytest
 
 from configs import study as study_config
 from fans_jax import study
-from fans_jax.metrics import evaluation, inception, spectral
+from fans_jax import evaluation
+from fans_jax.metrics import inception, spectral
 
 REAL_VARIANTS = ("white", "blog", "matched", "annealed")
 
@@ -177,7 +178,7 @@ def test_configs_build_and_plan():
   assert first.data.normalize == "dataset" and first.data.image_size == 16  # Gaussian PLTB
   assert first.optim.decay == "constant" and curves.datasets.pltb_gauss16.gaussian
   gpu = study_config.get_config("gpu")
-  assert study.run_config(gpu, study.plan(gpu)[0]).model.channels == 128
+  assert study.run_config(gpu, study.plan(gpu)[0]).model.channels == 64
   with pytest.raises(ValueError, match="unknown study variant 'tiny'"):
     study_config.get_config("tiny")
 

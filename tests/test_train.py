@@ -15,7 +15,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 import fans_jax.data as data
 from configs import cifar_ddpm, cifar_fans, pltb_fans
 from fans_jax import checkpointing, diffusion, sampling, schedules, spectra, train
-from fans_jax.utils import experiment
+from fans_jax import experiment
 
 SHAPE = (16, 16, 3)
 
@@ -221,7 +221,7 @@ def test_fans_variants_build_valid_schedules():
     noise = experiment.noise_config(config)
     spec = experiment.band_spec(noise) or spectra.BandSpec()
     images = jnp.asarray(np.random.default_rng(0).standard_normal((4, 32, 32, 3)))
-    stats = spectra.dataset_spectrum([images], spec)._replace(psd=psd)
+    stats = spectra.accumulate_spectrum([images], spec)._replace(psd=psd)
     sched = experiment.schedule_from_config(config, (32, 32, 3), stats)
     assert sched.name == variant and not sched.ddim_only
 

@@ -1,4 +1,4 @@
-"""Datasets, the input pipeline and dataset spectra (issue 4).
+"""Datasets, the input pipeline and dataset spectra.
 
 Usage::
 

@@ -114,7 +114,7 @@ def _plain_log_ticks(axis) -> None:
   axis.set_minor_formatter(mticker.NullFormatter())
 
 
-def plot_psd(reports: Sequence[dict], path, title: str = "") -> None:
+def save_psd_plot(reports: Sequence[dict], path, title: str = "") -> None:
   """Log-log radial PSDs (DC left out) with each power-law fit dashed over its range."""
   plt = _pyplot()
   fig, ax = plt.subplots(figsize=(5.5, 4.2))
@@ -141,7 +141,7 @@ def plot_psd(reports: Sequence[dict], path, title: str = "") -> None:
   plt.close(fig)
 
 
-def plot_running_variance(reports: Sequence[dict], path, ordering: str = "manhattan") -> None:
+def save_running_variance_plot(reports: Sequence[dict], path, ordering: str = "manhattan") -> None:
   """Running average of per-frequency variance, frequencies sorted low to high."""
   plt = _pyplot()
   fig, ax = plt.subplots(figsize=(5.5, 4.2))
@@ -218,8 +218,8 @@ def analyze(cfg: ml_collections.ConfigDict, datasets: Sequence[str] = (),
       with open(d / "spectra.json", "w") as f:
         json.dump(rep, f)
       if figures and rep["alpha"] is not None:  # degenerate data: no power to plot
-        plot_psd([rep], d / "psd.png", title=f"{name}: radially averaged PSD")
-        plot_running_variance([rep], d / "running_variance.png")
+        save_psd_plot([rep], d / "psd.png", title=f"{name}: radially averaged PSD")
+        save_running_variance_plot([rep], d / "running_variance.png")
   if out is not None and len(reports) > 1:
     summary = [{k: r[k] for k in ("dataset", "alpha", "r2", "fit_range", "num_images",
                                   "image_shape", "band_powers")} for r in reports]
@@ -227,8 +227,8 @@ def analyze(cfg: ml_collections.ConfigDict, datasets: Sequence[str] = (),
       json.dump(summary, f, indent=1)
     drawn = [r for r in reports if r["alpha"] is not None]
     if figures and drawn:
-      plot_psd(drawn, out / "comparison_psd.png", title="dataset PSDs")
-      plot_running_variance(drawn, out / "comparison_running_variance.png")
+      save_psd_plot(drawn, out / "comparison_psd.png", title="dataset PSDs")
+      save_running_variance_plot(drawn, out / "comparison_running_variance.png")
   return reports
 
 

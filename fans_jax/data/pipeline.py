@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fans_jax.data import base
+from fans_jax.utils import images as image_utils
 
 STATE_VERSION = 1
 
@@ -220,5 +221,4 @@ def to_model_input(batch: jax.Array) -> jax.Array:
 def from_model_input(x) -> np.ndarray:
   """Inverse of :func:`to_model_input` for saving samples: clip to [-1, 1], round to
   uint8 ``u = floor(127.5 (x + 1) + 0.5)`` (host NumPy)."""
-  x = np.clip(np.asarray(x, np.float32), -1.0, 1.0)
-  return np.floor(127.5 * (x + 1.0) + 0.5).astype(np.uint8)
+  return image_utils.to_uint8(x)

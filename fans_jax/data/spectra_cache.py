@@ -76,8 +76,8 @@ def iterate_in_order(source: base.ImageSource, num_images: int, batch_size: int 
                                                   prefetch_buffer_size=4))
 
 
-def compute_spectrum(source: base.ImageSource, num_images: int, band_spec: spectra.BandSpec,
-                     batch_size: int = 500) -> spectra.DatasetSpectrum:
+def spectrum_of_source(source: base.ImageSource, num_images: int, band_spec: spectra.BandSpec,
+                       batch_size: int = 500) -> spectra.DatasetSpectrum:
   """Streams ``num_images`` images spread evenly over ``source`` (model-input scale) into statistics;
   under several JAX processes each reads its share and the sums are all-gathered."""
   acc = spectra.SpectrumAccumulator(band_spec)
@@ -124,7 +124,7 @@ def dataset_spectrum(cfg: ml_collections.ConfigDict, num_images: int | None = No
   if cached is not None:
     logging.info("read cached spectrum of %s from %s", source.name, path)
     return cached
-  stats = compute_spectrum(source, n, band_spec, batch_size)
+  stats = spectrum_of_source(source, n, band_spec, batch_size)
   if use_cache and jax.process_index() == 0:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")

@@ -4,13 +4,14 @@ Modules: :mod:`spectral` (slope error, log-spectral distance, band-power diverge
 :mod:`frechet` (Frechet distance, KID), :mod:`features` (feature-network registry),
 :mod:`resnet20` (CIFAR-10 ResNet-20, ``FD-ResNet20``), :mod:`inception` (Inception-v3
 pool features, FID/KID), :mod:`reference` (cached reference features),
-:mod:`evaluation` (trained runs -> metrics.json and a table; ``launch/evaluate.py``).
+:mod:`evaluators` (the evaluators by name), :mod:`gaussian` (the exact denoiser of a
+Gaussian field). Trained runs -> metrics.json: :mod:`fans_jax.evaluation` (the run
+layer above these; ``launch/evaluate.py``).
 
 Definitions, units and the Inception weights: ``docs/evaluation.md``.
 """
 
-from fans_jax.metrics import (evaluation, features, frechet, inception, reference, resnet20,
-                              spectral)
+from fans_jax.metrics import features, frechet, inception, reference, resnet20, spectral
 from fans_jax.metrics.features import (get_feature_network, images_to_float,
                                        images_to_uint8)
 from fans_jax.metrics.frechet import (FeatureStats, feature_statistics, frechet_distance,
@@ -19,7 +20,7 @@ from fans_jax.metrics.spectral import (SpectralSettings, spectral_metrics,
                                        spectral_summary)
 
 __all__ = [
-    "FeatureStats", "SpectralSettings", "evaluation", "feature_statistics", "features",
+    "FeatureStats", "SpectralSettings", "feature_statistics", "features",
     "frechet", "frechet_distance", "get_feature_network", "images_to_float", "images_to_uint8",
     "inception", "kernel_distance", "reference", "resnet20", "spectral", "spectral_metrics",
     "spectral_summary",

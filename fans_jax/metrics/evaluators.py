@@ -1,6 +1,6 @@
 """Evaluators, chosen by name: each ``run(samples, reference) -> typed result``.
 
-As big_vision's evaluators: the caller (``fans_jax.metrics.evaluation``, the study)
+As big_vision's evaluators: the caller (``fans_jax.evaluation``, the study)
 knows nothing of what an evaluator computes; it asks the registry for the names in its
 config (``config.eval`` / ``--metrics``: ``spectral``, ``fd_resnet20``, ``fid``,
 ``kid``) and puts each typed result into its row with ``result.to_json()``.

@@ -37,13 +37,16 @@ from absl import logging
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from fans_jax.utils import images as image_utils
+
 # ----------------------------------------------------------------------------------
 # Images
 # ----------------------------------------------------------------------------------
 
 
 def images_to_uint8(images) -> np.ndarray:
-  """``uint8 [N, H, W, C]`` unchanged; floats in ``[-1, 1]`` clipped and rounded.
+  """``uint8 [N, H, W, C]`` unchanged; floats in ``[-1, 1]`` clipped and rounded
+  (:func:`fans_jax.utils.images.to_uint8`).
 
   Raises:
     ValueError: not a ``[N, H, W, C]`` array, or an integer dtype other than uint8.
@@ -57,7 +60,7 @@ def images_to_uint8(images) -> np.ndarray:
     raise ValueError(f"images must be uint8 or float in [-1, 1]; got dtype {x.dtype}.")
   if not np.all(np.isfinite(x)):
     raise ValueError("images hold non-finite values (NaN or inf); the sampler diverged.")
-  return np.round((np.clip(x, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
+  return image_utils.to_uint8(x)  # the project's one rounding rule (round half up)
 
 
 def images_to_float(images, dtype=np.float32) -> np.ndarray:
@@ -288,13 +291,10 @@ def register_feature_network(name: str):
 
 
 def feature_network_names() -> list[str]:
-  _import_networks()
+  """The registered networks. They register themselves when imported, and
+  ``fans_jax/metrics/__init__.py`` imports them all (importing this module imports
+  that package first), so the registry is full without an import back from here."""
   return sorted(_FEATURE_NETWORKS)
-
-
-def _import_networks() -> None:
-  # The networks register themselves on import.
-  from fans_jax.metrics import inception, resnet20  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
 
 
 @functools.lru_cache(maxsize=8)
@@ -313,7 +313,6 @@ def get_feature_network(name: str, weights_path: str | None = None,
     ValueError: unknown name.
     FileNotFoundError: the weights file is missing (the message says where to put it).
   """
-  _import_networks()
   if name not in _FEATURE_NETWORKS:
     raise ValueError(f"feature network {name!r} is not one of {sorted(_FEATURE_NETWORKS)}.")
   return _cached_network(name, None if weights_path is None else os.fspath(weights_path),

@@ -4,8 +4,7 @@ Both sets are ``[N, H, W, C]`` float arrays in the same units (the evaluation br
 samples and data to ``[-1, 1]``). Each set is summarised once
 (:func:`spectral_summary`, streamed in batches through
 :class:`fans_jax.spectra.SpectrumAccumulator`), then compared
-(:func:`compare_summaries`). The metrics (method section 7, and the published post's,
-``notes/blog_recipe.md`` section 3):
+(:func:`compare_summaries`). The metrics (docs/method.md §7, and the published post's, §9):
 
 * ``slope_*``: ``alpha`` of ``P(f) = A f^-alpha`` fitted by least squares in log-log
   space to the dataset-mean, channel-mean radially averaged PSD over
@@ -151,7 +150,7 @@ def spectral_summary(images, settings: SpectralSettings | None = None) -> Spectr
   _check_image_set(images, "images")
   n, bs = int(images.shape[0]), int(settings.batch_size)
   batches = (np.asarray(images[i:i + bs], np.float32) for i in range(0, n, bs))
-  stats = spectra.dataset_spectrum(batches, settings.band_spec())
+  stats = spectra.accumulate_spectrum(batches, settings.band_spec())
   return summary_from_dataset_spectrum(stats, images.shape[1:], settings)
 
 
@@ -181,6 +180,17 @@ def pearson_correlation(x, y) -> float:
   return float(np.sum(x * y) / denom) if denom > 0 else float("nan")
 
 
+def log_spectral_distance(freqs, gen_profile, ref_profile) -> float:
+  """``mean_f |log10 P_gen(f) - log10 P_ref(f)|`` over the non-DC radial bins
+  (decades), profiles ``[F]`` on the same frequencies ``freqs [F]``; zero bins are
+  floored at 1e-300. The one LSD of the project (metrics, training logs)."""
+  freqs, gen_profile, ref_profile = (np.asarray(a, np.float64)
+                                     for a in (freqs, gen_profile, ref_profile))
+  non_dc = freqs > 0
+  return float(np.mean(np.abs(np.log10(np.maximum(gen_profile[non_dc], 1e-300))
+                              - np.log10(np.maximum(ref_profile[non_dc], 1e-300)))))
+
+
 def compare_summaries(gen: SpectralSummary, ref: SpectralSummary) -> dict[str, Any]:
   """All spectral metrics of ``gen`` against ``ref`` (see the module docstring).
 
@@ -196,9 +206,7 @@ def compare_summaries(gen: SpectralSummary, ref: SpectralSummary) -> dict[str, A
   if gen.settings != ref.settings:
     raise ValueError(f"summaries were computed with different settings: {gen.settings} vs"
                      f" {ref.settings}.")
-  non_dc = gen.freqs > 0
-  lsd = float(np.mean(np.abs(np.log10(np.maximum(gen.profile[non_dc], 1e-300))
-                             - np.log10(np.maximum(ref.profile[non_dc], 1e-300)))))
+  lsd = log_spectral_distance(gen.freqs, gen.profile, ref.profile)
   pi_gen, pi_ref = gen.band_powers, ref.band_powers
   rel = (pi_gen - pi_ref) / np.maximum(pi_ref, 1e-300)
   psd_ratio = np.log10(np.maximum(gen.band_psd, 1e-300) / np.maximum(ref.band_psd, 1e-300))
@@ -268,6 +276,7 @@ def spectral_metrics(samples, reference, settings: SpectralSettings | None = Non
 
 __all__ = [
     "LOG_BASE", "SpectralSettings", "SpectralSummary", "compare_summaries", "js_divergence",
-    "kl_divergence", "pearson_correlation", "spectral_metrics", "spectral_summary",
+    "kl_divergence", "log_spectral_distance", "pearson_correlation", "spectral_metrics",
+    "spectral_summary",
     "summary_from_dataset_spectrum",
 ]

@@ -69,13 +69,25 @@ def init(model_cfg: Any, image_shape, key: jax.Array, out_sharding=None):
   Returns:
     ``(graphdef, params)``: the static structure and the ``nnx.Param`` state.
   """
-  abstract = nnx.eval_shape(lambda: get_model(model_cfg, image_shape, nnx.Rngs(params=key)))
-  graphdef, _ = nnx.split(abstract, nnx.Param)
+  graphdef, _ = abstract_params(model_cfg, image_shape)
+  return graphdef, jax.jit(lambda k: split_model(model_cfg, image_shape, k)[1],
+                           out_shardings=out_sharding)(key)
 
-  def build(k):
-    return nnx.split(get_model(model_cfg, image_shape, nnx.Rngs(params=k)), nnx.Param)[1]
 
-  return graphdef, jax.jit(build, out_shardings=out_sharding)(key)
+def split_model(model_cfg: Any, image_shape, key: jax.Array):
+  """``(graphdef, params)`` of a freshly built model (traceable: the one place a model
+  is built, called inside :func:`init`, the train state's jitted initialiser and
+  :func:`abstract_params`)."""
+  return nnx.split(get_model(model_cfg, image_shape, nnx.Rngs(params=key)), nnx.Param)
+
+
+def abstract_params(model_cfg: Any, image_shape, sharding=None):
+  """``(graphdef, params)`` with ``jax.ShapeDtypeStruct`` leaves (carrying
+  ``sharding``): a restore target; allocates nothing."""
+  graphdef, params = nnx.eval_shape(lambda: split_model(model_cfg, image_shape,
+                                                        jax.random.key(0)))
+  return graphdef, jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), params)
 
 
 def count_params(model_or_state) -> int:
@@ -86,4 +98,5 @@ def count_params(model_or_state) -> int:
   return int(sum(np.prod(x.shape) for x in jax.tree.leaves(state)))
 
 
-__all__ = ["count_params", "get_model", "init", "model_config", "model_names", "register_model", "unet"]
+__all__ = ["abstract_params", "count_params", "get_model", "init", "model_config", "model_names",
+           "register_model", "split_model", "unet"]

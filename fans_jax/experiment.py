@@ -17,10 +17,9 @@ one error naming the file.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import os
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import ml_collections
@@ -87,41 +86,10 @@ def needs_spectrum(noise: NoiseConfig) -> bool:
   return noise.name != "white"
 
 
-def _option(fn: Callable, options: dict, name: str) -> Any:
-  """``options[name]``, else the default of ``fn``'s argument ``name``."""
-  return options.get(name, inspect.signature(fn).parameters[name].default)
-
-
-def _blog_bands(fn: Callable) -> Callable[[dict], spectra.BandSpec]:
-  def spec(options: dict):
-    return spectra.BandSpec(num_bands=int(_option(fn, options, "num_bands")),
-                            f_min=_option(fn, options, "f_min"), f_max=0.5)
-  return spec
-
-
-def _dc_bands(fn: Callable) -> Callable[[dict], spectra.BandSpec | None]:
-  """Linear bands without DC (what ``base_spectrum(mode='band')`` uses)."""
-  def spec(options: dict):
-    if "mode" in inspect.signature(fn).parameters and _option(fn, options, "mode") != "band":
-      return None
-    return schedules.band_mode_spec(int(_option(fn, options, "num_bands")))
-  return spec
-
-
-# Families that read the dataset's band powers, and the bands they read them on.
-_BAND_SPECS: dict[str, Callable[[dict], spectra.BandSpec | None]] = {
-    "blog": _blog_bands(schedules.blog_spectrum),
-    "blog_corrected": _blog_bands(schedules.blog_corrected_spectrum),
-    "band_annealed": _dc_bands(schedules.band_annealed_spectrum),
-    "matched": _dc_bands(schedules.matched_spectrum),
-    "annealed": _dc_bands(schedules.annealed_spectrum),
-}
-
-
 def band_spec(noise: NoiseConfig) -> spectra.BandSpec | None:
-  """The bands whose dataset band powers the family uses, or None."""
-  fn = _BAND_SPECS.get(noise.name)
-  return fn(noise.options) if fn is not None else None
+  """The bands whose dataset band powers the family uses, or None (its options
+  dataclass says: :meth:`fans_jax.schedules.FamilyOptions.band_spec`)."""
+  return schedules.family_options(noise.name, noise.options).band_spec()
 
 
 # ----------------------------------------------------------------------------------
@@ -206,7 +174,7 @@ def spectrum_provenance(config: ml_collections.ConfigDict, source) -> dict:
       "band_spec": dataclasses.asdict(spec), "scale": data.spectra_cache.SCALE}))
 
 
-def compute_spectrum(config: ml_collections.ConfigDict, source=None) -> spectra.DatasetSpectrum:
+def run_spectrum(config: ml_collections.ConfigDict, source=None) -> spectra.DatasetSpectrum:
   """The dataset spectrum of ``config.data`` (cached by :mod:`fans_jax.data`).
 
   Every process must call it (the statistics are all-gathered). ``source``: the
@@ -247,7 +215,7 @@ def prepare_spectrum(config: ml_collections.ConfigDict, workdir, source, trusted
     check_spectrum_provenance(raw, provenance, path, trusted)
     logging.info("dataset spectrum read from %s", path)
     return _spectrum_from_json(raw, path), provenance, False
-  return compute_spectrum(config, source), provenance, True
+  return run_spectrum(config, source), provenance, True
 
 
 def check_spectrum_provenance(raw: dict, provenance: dict, path, trusted: bool) -> None:
@@ -368,7 +336,7 @@ def schedule_from_config(config: ml_collections.ConfigDict, shape: tuple[int, in
 __all__ = [
     "DATA_LOCAL_KEYS", "NoiseConfig", "SPECTRUM_FILE", "as_path", "band_spec",
     "check_images", "check_spectrum", "check_spectrum_bands", "check_spectrum_provenance",
-    "compute_spectrum",
+    "run_spectrum",
     "data_identity", "image_shape", "load_spectrum", "needs_spectrum", "noise_config",
     "prepare_spectrum", "read_json", "schedule_from_config", "spectrum_provenance",
     "write_spectrum", "write_text_atomic",

@@ -25,7 +25,6 @@ clipping, seed and number of samples. :func:`evaluate_files` compares two image 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import os
 import pathlib
@@ -217,7 +216,7 @@ def load_run_info(workdir: str) -> RunInfo:
   if not os.path.isdir(workdir):
     raise FileNotFoundError(f"workdir {workdir} does not exist.")
   from fans_jax import sampling  # pylint: disable=g-import-not-at-top
-  from fans_jax.utils import experiment  # pylint: disable=g-import-not-at-top
+  from fans_jax import experiment  # pylint: disable=g-import-not-at-top
   config = sampling.read_config(workdir)
   schedule = experiment.schedule_from_config(config, experiment.image_shape(config),
                                              experiment.load_spectrum(workdir))
@@ -229,10 +228,9 @@ def schedule_description(run) -> str:
   """``name(option=value, ...)`` of the run's noise schedule (options that differ
   from the family's defaults), beta schedule and ``T``."""
   sched = run.schedule
-  family = getattr(schedules_lib, f"{sched.name}_spectrum", None)
   defaults = {}
-  if family is not None:
-    defaults = {k: p.default for k, p in inspect.signature(family).parameters.items()}
+  if sched.name in schedules_lib.spectrum_family_names():
+    defaults = dataclasses.asdict(schedules_lib.family_options_class(sched.name)())
   opts = ", ".join(f"{k}={v}" for k, v in dict(sched.options).items()
                    if k not in defaults or defaults[k] != v)
   opts = f"({opts})" if opts else ""

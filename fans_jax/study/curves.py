@@ -19,7 +19,7 @@ variant's schedule: the best spectral metrics that schedule and sampler can reac
 from __future__ import annotations
 
 import pathlib
-from typing import Any, Sequence
+from typing import Any
 
 import jax
 import ml_collections
@@ -29,9 +29,11 @@ from absl import logging
 import fans_jax.data as data
 from fans_jax.data import spectra_cache
 from fans_jax import sample_files, samplers, sampling, spectra
-from fans_jax.metrics import evaluation
+from fans_jax import evaluation
 from fans_jax.metrics import gaussian as gaussian_lib
 from fans_jax.metrics import spectral as spectral_lib
+from fans_jax.study.stats import stat
+
 
 # (key, label) of the curve panels; "excess" only on Gaussian datasets
 CURVE_METRICS = (("slope_abs_error", "|slope error|"), ("band_jsd", "band JSD (nats)"),
@@ -175,15 +177,6 @@ def gaussian_ceiling(study, config, schedule, options: evaluation.EvalOptions,
 # ----------------------------------------------------------------------------------
 
 
-def _stat(values: Sequence[float]) -> dict[str, Any] | None:
-  values = [float(v) for v in values if v is not None and np.isfinite(float(v))]
-  if not values:
-    return None
-  return {"mean": float(np.mean(values)),
-          "std": float(np.std(values, ddof=1)) if len(values) > 1 else None,
-          "n": len(values), "values": values}
-
-
 def _point_value(point: dict, key: str):
   if key in ("eps_loss", "excess_loss"):
     return point.get(key)
@@ -204,7 +197,7 @@ def aggregate_curves(curves: dict) -> dict:
       entry["steps"] = steps
       entry["metrics"] = {}
       for key, _ in CURVE_METRICS:
-        stats = [_stat([_point_value(p, key) for p in entry["points"][s]]) for s in steps]
+        stats = [stat([_point_value(p, key) for p in entry["points"][s]]) for s in steps]
         if any(stats):
           entry["metrics"][key] = stats
       last = entry["points"][steps[-1]]
@@ -275,15 +268,15 @@ def plot_excess(summary: dict, dataset: str, path) -> str | None:
   vmin = min(0.0, min(np.nanmin(np.asarray(x["mean"])) for _, x in items))
   fig, axes = plt.subplots(1, len(items), figsize=(3.2 * len(items) + 1, 3.2), squeeze=False)
   im = None
-  for ax, (v, x) in zip(axes[0], items):
+  for j, (ax, (v, x)) in enumerate(zip(axes[0], items)):
     m = np.asarray(x["mean"])
     im = ax.imshow(m, origin="lower", aspect="auto", cmap="magma", vmin=vmin, vmax=vmax)
     ax.set_title(v, fontsize=10)
     ax.set_xlabel("band (low -> high frequency)")
     t_edges = x["t_edges"]
     ax.set_yticks(range(len(t_edges) - 1))
-    ax.set_yticklabels([f"{t_edges[i]}-{t_edges[i + 1] - 1}" for i in range(len(t_edges) - 1)],
-                       fontsize=7)
+    labels = [f"{t_edges[i]}-{t_edges[i + 1] - 1}" for i in range(len(t_edges) - 1)]
+    ax.set_yticklabels(labels if j == 0 else [""] * len(labels), fontsize=7)
   axes[0][0].set_ylabel("t bucket (0: least noisy)")
   fig.colorbar(im, ax=list(axes[0]), shrink=0.85, label="excess eps loss")
   fig.suptitle(f"{dataset}: trained network minus Bayes-optimal eps loss, final step",

@@ -1,0 +1,43 @@
+"""benchmarks/harness.py: candidates alternate in separate processes; medians and ratios."""
+
+import json
+import pathlib
+import sys
+
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
+import harness  # noqa: E402  pylint: disable=wrong-import-position
+
+
+def _candidate(tmp_path, name, value):
+  """A process that appends its name to a log (the order it ran in) and prints JSON."""
+  log = tmp_path / "log.txt"
+  code = (f"import json, os; open({str(log)!r}, 'a').write({name!r} + ' ' + str(os.getpid())"
+          f" + '\\n'); print('noise'); print(json.dumps({{'x': {value}, 'label': 'a'}}))")
+  return [sys.executable, "-c", code]
+
+
+def test_alternating_separate_processes_medians_and_ratios(tmp_path):
+  result = harness.measure({"a": _candidate(tmp_path, "a", 2.0),
+                            "b": _candidate(tmp_path, "b", 1.0)}, rounds=4)
+  runs = [line.split() for line in (tmp_path / "log.txt").read_text().splitlines()]
+  assert [name for name, _ in runs] == ["a", "b", "b", "a", "a", "b", "b", "a"]
+  assert len({pid for _, pid in runs}) == 8  # a fresh process every time
+  assert result["order"] == [["a", "b"], ["b", "a"], ["a", "b"], ["b", "a"]]
+  assert result["summary"]["a"]["x"] == {"median": 2.0, "min": 2.0, "max": 2.0, "n": 4}
+  assert result["ratios"]["b"]["x"]["median"] == pytest.approx(0.5)
+  assert "label" not in result["values"]["a"]  # only numbers are figures
+  assert len(result["load"]) == 4 and set(result["load"][0]) == {"a", "b"}
+  table = harness.markdown(result, "x")
+  assert "| b | 1 (1 - 1) | 0.500 (0.500 - 0.500) |" in table
+  json.dumps(result)  # the whole record is JSON
+
+
+def test_a_failing_candidate_is_an_error(tmp_path):
+  with pytest.raises(harness.CandidateError, match="exited 3"):
+    harness.measure({"bad": [sys.executable, "-c", "import sys; sys.exit(3)"]}, rounds=1)
+  with pytest.raises(harness.CandidateError, match="not JSON"):
+    harness.measure({"bad": [sys.executable, "-c", "print('done')"]}, rounds=1)
+  with pytest.raises(ValueError, match="at least one candidate"):
+    harness.measure({}, rounds=1)
