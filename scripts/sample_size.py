@@ -35,7 +35,7 @@ _METRICS = flags.DEFINE_enum(
     " metrics only (the synthetic sets, where Inception features mean little).")
 
 METRICS = (("fid", "FID"), ("kid", "KID x 1e3"), ("fd_resnet20", "FD-ResNet20"),
-           ("slope_abs_error", "|slope error|"), ("band_jsd", "band JSD"), ("lsd", "LSD"))
+           ("slope_abs_error", "\\|slope error\\|"), ("band_jsd", "band JSD"), ("lsd", "LSD"))
 
 
 def _value(row, key):
