@@ -73,10 +73,10 @@ def build(name: str) -> nbformat.NotebookNode:
       "colab": {"provenance": []},
   }
   nb.cells = []
-  for cell in [title, *_common_cells(), *cells]:
+  for i, cell in enumerate([title, *_common_cells(), *cells]):
     make = (nbformat.v4.new_markdown_cell if cell.cell_type == "markdown"
             else nbformat.v4.new_code_cell)
-    nb.cells.append(make(cell.source))
+    nb.cells.append(make(cell.source, id=f"cell-{i:02d}"))  # stable ids: rebuilds do not churn
   return nb
 
 
