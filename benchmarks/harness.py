@@ -27,6 +27,10 @@ import sys
 import time
 from typing import Any, Mapping, Sequence
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from fans_jax.utils import host  # noqa: E402
+
 
 class CandidateError(RuntimeError):
   """A candidate exited non-zero or printed no JSON object on its last line."""
@@ -34,14 +38,7 @@ class CandidateError(RuntimeError):
 
 def machine() -> dict[str, Any]:
   """CPU model, core count, platform and Python of this machine."""
-  cpu = platform.processor() or platform.machine()
-  try:
-    with open("/proc/cpuinfo") as f:
-      names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-    cpu = names[0] if names else cpu
-  except OSError:
-    pass
-  return {"cpu": cpu, "cpu_count": os.cpu_count(), "platform": platform.platform(),
+  return {"cpu": host.cpu_name(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
           "python": platform.python_version()}
 
 

@@ -28,6 +28,7 @@ from fans_jax.study.planning import (FAILED_FILE, METRICS_FILE, RECORD_FILE, SAM
                                      run_config, run_key, sample_seed, sampler_settings,
                                      select_metrics, write_json)
 from fans_jax.study.stats import hms
+from fans_jax.utils import host
 
 
 class StudyInterrupted(RuntimeError):
@@ -168,15 +169,8 @@ def execute_run(study: ml_collections.ConfigDict, spec: RunSpec, outdir) -> dict
 
 def machine_info() -> dict[str, Any]:
   """CPU, core count, platform, library versions and JAX devices of this process."""
-  cpu = platform.processor() or platform.machine()
-  try:
-    with open("/proc/cpuinfo") as f:
-      names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-    cpu = names[0] if names else cpu
-  except OSError:
-    pass
   devices = jax.devices()
-  return {"cpu": cpu, "cpu_count": os.cpu_count(), "platform": platform.platform(),
+  return {"cpu": host.cpu_name(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
           "versions": train.versions(), "device_count": len(devices),
           "device_kind": devices[0].device_kind, "backend": devices[0].platform,
           "xla_flags": os.environ.get("XLA_FLAGS", "")}

@@ -35,3 +35,16 @@ def force_cpu_devices(requested: int) -> int:
   if count:
     jax.config.update("jax_num_cpu_devices", count)
   return count
+
+
+def cpu_name() -> str:
+  """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` says."""
+  import platform  # pylint: disable=import-outside-toplevel
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("model name"):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
