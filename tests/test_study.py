@@ -11,6 +11,7 @@ Runtime on the 2 shared cores: ~2 minutes with a warm compilation cache, ~4 cold
 
 import json
 import math
+import pathlib
 import shutil
 import time
 
@@ -202,6 +203,36 @@ def test_published_constants_match_the_post_summary():
   errors = study.published_slope_errors()
   for name, printed in study.PUBLISHED_SLOPE_MAE.items():
     assert abs(np.mean(errors[name]) - printed) <= 1e-3
+
+
+def test_sample_size_thresholds_are_the_measured_table():
+  # RANKING_SAMPLES must be what docs/evaluation/sample_size_pltb_gauss16.json says: the
+  # smallest N from which the gap of the two runs' means exceeds twice the larger std.
+  table = json.loads((pathlib.Path(__file__).parents[1] / "docs" / "evaluation"
+                      / "sample_size_pltb_gauss16.json").read_text())
+  runs = list(table["runs"].values())
+  for key, (_, threshold) in study.RANKING_SAMPLES.items():
+    ranks = []
+    for n in table["sizes"]:
+      vals = [np.asarray(r["values"][key][str(n)], float) for r in runs]
+      gap = abs(vals[0].mean() - vals[1].mean())
+      ranks.append(gap > 2 * max(v.std(ddof=1) for v in vals))
+    smallest = next(n for n, r in zip(table["sizes"], ranks) if r and all(
+        ranks[table["sizes"].index(n):]))
+    assert smallest == threshold, key
+
+
+def test_study_warns_below_the_sample_size_table(finished, caplog):
+  assert study.sample_size_warnings(2100) == []
+  low = study.sample_size_warnings(256)
+  assert len(low) == 2 and "|slope error|" in low[0] and "band JSD" in low[1]
+  assert len(study.sample_size_warnings(72)) == 3  # the quick study's 72 < 128 (LSD)
+  text = (finished["outdir"] / study.RESULTS_MD).read_text()
+  assert "**Warning: too few samples to rank.**" in text and "72 samples per run" in text
+  cfg = quick_study()
+  with caplog.at_level("WARNING"):
+    study.run_study(cfg, finished["outdir"])  # every run finished: only the warnings
+  assert sum("TOO FEW SAMPLES TO RANK" in r.getMessage() for r in caplog.records) == 3
 
 
 def test_fid_left_out_when_weights_exist_but_samples_are_too_few(tmp_path, monkeypatch):

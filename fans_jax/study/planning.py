@@ -35,6 +35,25 @@ TABLE_METRICS = (("slope_gen", "slope", 3), ("band_jsd", "band JSD", 4),
                  ("band_corr", "band corr.", 3), ("lsd", "LSD", 3),
                  ("fd_resnet20", "FD-ResNet20", 2))
 
+# Samples per run from which one draw ranked two checkpoints apart (gap of the means >
+# twice the larger std over sampling seeds): docs/evaluation.md, "How many samples a
+# metric needs", measured by scripts/sample_size.py on the Gaussian PLTB field
+# (docs/evaluation/sample_size_pltb_gauss16.json; tests/test_study.py recomputes these
+# from it). FID, KID and FD-ResNet20 have no row yet. metric key -> (label, N).
+RANKING_SAMPLES = {"slope_abs_error": ("|slope error|", 2048), "band_jsd": ("band JSD", 512),
+                   "lsd": ("LSD", 128)}
+SAMPLE_SIZE_TABLE = "docs/evaluation.md, 'How many samples a metric needs'"
+
+
+def sample_size_warnings(num_samples: int) -> list[str]:
+  """One sentence per metric whose sample-size row says ``num_samples`` per run is too
+  few for a single draw to rank two models (:data:`RANKING_SAMPLES`); [] when none."""
+  return [f"{int(num_samples)} samples per run is below the {n} from which one draw ranked"
+          f" two models by {label} ({SAMPLE_SIZE_TABLE}): differences in {label} smaller"
+          " than its sampling spread mean nothing; rely on paired tests over seeds or raise"
+          " evaluation.num_samples"
+          for label, n in RANKING_SAMPLES.values() if int(num_samples) < n]
+
 @dataclasses.dataclass(frozen=True, order=True)
 class RunSpec:
   """One run of the study: a dataset, a noise variant and a training seed."""

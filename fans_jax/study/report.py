@@ -10,7 +10,7 @@ import ml_collections
 import numpy as np
 
 from fans_jax import evaluation
-from fans_jax.study.planning import TABLE_METRICS, RunSpec, read_record
+from fans_jax.study.planning import TABLE_METRICS, RunSpec, read_record, sample_size_warnings
 from fans_jax.study.published import PUBLISHED, PUBLISHED_SLOPE_MAE, PUBLISHED_SOURCE
 from fans_jax.study.stats import hms
 
@@ -193,6 +193,9 @@ def results_markdown(study, results: dict, record: dict, figures: dict,
       " log base; here images are 32x32 (or 16x16) and CIFAR-10 is a JPEG re-encoded 10k"
       " subset.", "",
   ]
+  too_few = sample_size_warnings(int(ev.num_samples))
+  if too_few:
+    out += ["**Warning: too few samples to rank.** " + "; ".join(too_few) + ".", ""]
   if notes:
     out += ["Not computed: " + "; ".join(f"`{n}`" for n in notes) + ".", ""]
   fids = [f"{name}: DDPM {row['fid']['DDPM']:g}, FANS {row['fid']['FANS']:g}"
