@@ -235,6 +235,34 @@ def test_study_warns_below_the_sample_size_table(finished, caplog):
   assert sum("TOO FEW SAMPLES TO RANK" in r.getMessage() for r in caplog.records) == 3
 
 
+def test_fid_and_kid_reach_the_table_and_the_paired_tests():
+  from fans_jax.study import aggregation, report  # pylint: disable=import-outside-toplevel
+  cfg = study_config.get_config("quick")
+  rows = {s: {"fid": 150.0 + s, "kid": {"mean": 0.1 + s / 100, "std": 0.01},
+              "fd_resnet20": 12.0,
+              "spectral": dict.fromkeys(("slope_abs_error", "band_jsd", "band_corr", "lsd"), 0.1)}
+          for s in (0, 1, 2)}
+  assert aggregation._metric(rows[0], "fid") == 150.0
+  assert aggregation._metric(rows[1], "kid") == pytest.approx(0.11)
+  assert aggregation._metric({"fid": "not computed: 72 samples"}, "fid") is None
+  done = {("cifar10", v, s): dict(r, fid=r["fid"] + (10.0 * s if v == "matched" else 0.0))
+          for v in ("white", "matched") for s, r in rows.items()}
+  paired = aggregation._paired_over_seeds(done, ["cifar10"], ["white", "matched"], (0, 1, 2),
+                                          "white")
+  assert paired["cifar10"]["matched"]["fid"]["diff"] == pytest.approx(10.0)  # 0, 10, 20
+  assert paired["cifar10"]["matched"]["kid"]["diff"] == 0.0
+  stat = {"mean": 151.0, "std": 1.0, "n": 3, "values": [150.0, 151.0, 152.0]}
+  kid = {"mean": 0.11, "std": 0.01, "n": 3, "values": [0.1, 0.11, 0.12]}
+  results = {"variants": ["white", "matched"], "seeds": [0, 1, 2], "datasets": ["cifar10"],
+             "table": {"cifar10": {"label": "CIFAR-10", "published": "CIFAR-10", "variants": {
+                 "white": {"fid": stat, "kid": kid}, "matched": {"fid": None, "kid": None}}}}}
+  table = report.frechet_table(cfg, results)
+  assert "| CIFAR-10 | white | 151.0 ± 1.0 | 0.1100 ± 0.0100 | 16.07 |" in table, table
+  assert "| CIFAR-10 | matched | — | — |  |" in table, table
+  results["table"]["cifar10"]["variants"]["white"] = {"fid": None, "kid": None}
+  assert report.frechet_table(cfg, results) == ""  # no FID anywhere: no table
+
+
 def test_fid_left_out_when_weights_exist_but_samples_are_too_few(tmp_path, monkeypatch):
   cfg = study_config.get_config("quick")  # 72 samples < 2049
   spec = study.plan(cfg)[0]

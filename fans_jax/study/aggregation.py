@@ -15,8 +15,8 @@ from fans_jax import train
 from fans_jax.utils import config as config_utils
 from fans_jax.study import curves as study_curves
 from fans_jax.study.figures import write_figures
-from fans_jax.study.planning import (RECORD_FILE, RESULTS_JSON, RESULTS_MD, TABLE_METRICS,
-                                     datasets_of, parse_seeds, plan, read_record,
+from fans_jax.study.planning import (FRECHET_METRICS, RECORD_FILE, RESULTS_JSON, RESULTS_MD,
+                                     TABLE_METRICS, datasets_of, parse_seeds, plan, read_record,
                                      variants_of, write_json)
 from fans_jax.study.published import (PUBLISHED, PUBLISHED_SLOPE_MAE, PUBLISHED_SOURCE,
                                       PUBLISHED_T_TEST, published_slope_errors)
@@ -25,10 +25,13 @@ from fans_jax.study.stats import paired_t_test, stat
 
 
 def _metric(row: dict, key: str):
-  """A metric of a row: spectral ones from ``row["spectral"]``; FD-ResNet20 a float, or
-  None when it was not computed (its note then says why)."""
-  if key == "fd_resnet20":
-    value = row.get("fd_resnet20")
+  """A metric of a row: spectral ones from ``row["spectral"]``; FD-ResNet20 and FID a
+  float, KID its mean over subsets; None when it was not computed (its note then says
+  why)."""
+  if key in ("fd_resnet20", "fid", "kid"):
+    value = row.get(key)
+    if key == "kid" and isinstance(value, dict):
+      value = value.get("mean")
     return float(value) if isinstance(value, (int, float)) else None
   spectral = row.get("spectral")
   return float(spectral[key]) if isinstance(spectral, dict) else None
@@ -78,6 +81,8 @@ def aggregate(study: ml_collections.ConfigDict, outdir) -> dict:
       vrows = [done[(d, v, s)] for s in seeds if (d, v, s) in done]
       entry["variants"][v] = {key: stat([_metric(r, key) for r in vrows])
                               for key, _, _ in TABLE_METRICS}
+      for key, _, _ in FRECHET_METRICS:
+        entry["variants"][v][key] = stat([_metric(r, key) for r in vrows])
       entry["variants"][v]["slope_abs_error"] = stat(
           [_metric(r, "slope_abs_error") for r in vrows])
       entry["variants"][v]["notes"] = sorted({
@@ -169,7 +174,7 @@ def _slope_mae(done: dict, datasets, variants, seeds) -> dict[str, Any]:
 
 # Metrics of the paired tests over seeds: (key, lower is better).
 PAIRED_METRICS = (("slope_abs_error", True), ("band_jsd", True), ("band_corr", False),
-                  ("lsd", True), ("fd_resnet20", True))
+                  ("lsd", True), ("fd_resnet20", True), ("fid", True), ("kid", True))
 
 
 def _paired_over_seeds(done: dict, datasets, variants, seeds, baseline: str

@@ -34,6 +34,8 @@ RECORD_FILE = "record.json"
 TABLE_METRICS = (("slope_gen", "slope", 3), ("band_jsd", "band JSD", 4),
                  ("band_corr", "band corr.", 3), ("lsd", "LSD", 3),
                  ("fd_resnet20", "FD-ResNet20", 2))
+# FID and KID (Inception-v3 pool features), in a table of their own where computed.
+FRECHET_METRICS = (("fid", "FID", 1), ("kid", "KID", 4))
 
 # Samples per run from which one draw ranked two checkpoints apart (gap of the means >
 # twice the larger std over sampling seeds): docs/evaluation.md, "How many samples a

@@ -10,7 +10,8 @@ import ml_collections
 import numpy as np
 
 from fans_jax import evaluation
-from fans_jax.study.planning import TABLE_METRICS, RunSpec, read_record, sample_size_warnings
+from fans_jax.study.planning import (FRECHET_METRICS, TABLE_METRICS, RunSpec, read_record,
+                                     sample_size_warnings)
 from fans_jax.study.published import PUBLISHED, PUBLISHED_SLOPE_MAE, PUBLISHED_SOURCE
 from fans_jax.study.stats import hms
 
@@ -64,6 +65,26 @@ def main_table(study: ml_collections.ConfigDict, results: dict) -> str:
   return "\n".join(lines) + "\n"
 
 
+def frechet_table(study: ml_collections.ConfigDict, results: dict) -> str:
+  """FID and KID per dataset and variant, for the datasets where any run computed them
+  ('' when none did); the post's FID beside the variants standing for its DDPM / FANS."""
+  variants, seeds = results["variants"], results["seeds"]
+  lines = []
+  for d in results["datasets"]:
+    entry = results["table"][d]
+    if not any(entry["variants"][v].get(k) for v in variants for k, _, _ in FRECHET_METRICS):
+      continue
+    if not lines:
+      lines = ["| dataset | variant | " + " | ".join(l for _, l, _ in FRECHET_METRICS)
+               + " | post's FID |", "|---|---|" + "---|" * (len(FRECHET_METRICS) + 1)]
+    for v in variants:
+      cells = [_fmt_stat(entry["variants"][v].get(k), digits, show_n=len(seeds))
+               for k, _, digits in FRECHET_METRICS]
+      post = _published_value(entry["published"], "fid", study.variants[v])
+      lines.append(f"| {entry['label']} | {v} | " + " | ".join(cells) + f" | {post} |")
+  return "\n".join(lines) + "\n" if lines else ""
+
+
 def _mae_table(study, results: dict) -> str:
   lines = ["| variant | stands for (post) | slope MAE (ours) | slope MAE (post) |"
            " paired t-test vs " + str(study.baseline) + " (ours) |", "|---|---|---|---|---|"]
@@ -87,9 +108,11 @@ def _paired_markdown(study, results: dict) -> list[str]:
          f"Mean over seeds of (variant - {study.baseline}) for the same seed, with a two-sided"
          " paired t-test (scipy `ttest_rel`; with 3 seeds it has 2 degrees of freedom, so"
          " only large, consistent differences reach p < 0.05). For |slope error|, band JSD,"
-         " LSD and FD-ResNet20 negative is better; for band corr. positive is better.", ""]
+         " LSD, FD-ResNet20, FID and KID negative is better; for band corr. positive is"
+         " better.", ""]
   labels = {"slope_abs_error": "\\|slope error\\|", "band_jsd": "band JSD",
-            "band_corr": "band corr.", "lsd": "LSD", "fd_resnet20": "FD-ResNet20"}
+            "band_corr": "band corr.", "lsd": "LSD", "fd_resnet20": "FD-ResNet20",
+            "fid": "FID", "kid": "KID"}
   for d, by_v in paired.items():
     keys = [k for k in labels if any(k in m for m in by_v.values())]
     out += [f"{d}:", "", "| variant | " + " | ".join(labels[k] for k in keys) + " |",
@@ -193,6 +216,12 @@ def results_markdown(study, results: dict, record: dict, figures: dict,
       " log base; here images are 32x32 (or 16x16) and CIFAR-10 is a JPEG re-encoded 10k"
       " subset.", "",
   ]
+  frechet = frechet_table(study, results)
+  if frechet:
+    out += ["## FID and KID (Inception-v3 pool features)", "", frechet,
+            f"Reference images: {ref_counts}. KID: mean over subsets of its unbiased"
+            " estimate. Cells as in the main table. The post's FID is at 1000 training"
+            " steps of its own model with an unstated sample count: not like-for-like.", ""]
   too_few = sample_size_warnings(int(ev.num_samples))
   if too_few:
     out += ["**Warning: too few samples to rank.** " + "; ".join(too_few) + ".", ""]
