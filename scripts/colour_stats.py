@@ -24,12 +24,18 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-_SAMPLES = flags.DEFINE_multi_string("samples", [], "Sample files (launch/sample.py or the"
-                                     " study's samples.npz); repeat the flag.")
-_REFERENCE = flags.DEFINE_string("reference", None, "An .npz holding one uint8 [N, H, W, 3]"
-                                 " array: the data.")
-_OUTPUT = flags.DEFINE_string("output", None, "Output path without extension (.md, .json).")
-flags.mark_flags_as_required(["reference", "output"])
+FLAGS = flags.FLAGS
+
+
+def _define_flags() -> None:
+  """Defined when run as a script only, so that importing colour_stats (the tests) does
+  not claim flag names that launch/ scripts define."""
+  flags.DEFINE_multi_string("samples", [], "Sample files (launch/sample.py or the study's"
+                            " samples.npz); repeat the flag.")
+  flags.DEFINE_string("reference", None, "An .npz holding one uint8 [N, H, W, 3] array:"
+                      " the data.")
+  flags.DEFINE_string("output", None, "Output path without extension (.md, .json).")
+  flags.mark_flags_as_required(["reference", "output"])
 
 
 def colour_stats(images: np.ndarray) -> dict:
@@ -59,10 +65,10 @@ def _read_reference(path: str) -> np.ndarray:
 def main(argv):
   del argv
   from fans_jax import sample_files  # pylint: disable=import-outside-toplevel
-  if not _SAMPLES.value:
+  if not FLAGS.samples:
     raise app.UsageError("give at least one --samples file")
-  rows = {"data": colour_stats(_read_reference(_REFERENCE.value))}
-  for path in _SAMPLES.value:
+  rows = {"data": colour_stats(_read_reference(FLAGS.reference))}
+  for path in FLAGS.samples:
     parts = pathlib.Path(path).parts
     label = "/".join(parts[-4:-1]) if len(parts) >= 4 else path
     rows[label] = colour_stats(sample_files.read_samples(path).images)
@@ -74,7 +80,7 @@ def main(argv):
     rgb = ", ".join(f"{v:.1f}" for v in r["mean_rgb"])
     lines.append(f"| {label} | {r['num_images']} | {rgb} | {r['corr_rg']:.3f} |"
                  f" {r['corr_rb']:.3f} | {r['corr_gb']:.3f} | {r['mean_chroma']:.1f} |")
-  out = pathlib.Path(_OUTPUT.value)
+  out = pathlib.Path(FLAGS.output)
   out.parent.mkdir(parents=True, exist_ok=True)
   out.with_suffix(".md").write_text("\n".join(lines) + "\n")
   out.with_suffix(".json").write_text(json.dumps({"command": command, "rows": rows},
@@ -83,4 +89,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)
