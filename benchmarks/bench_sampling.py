@@ -1,74 +1,74 @@
-"""Sampling overhead (issue 3): T-step ancestral sampling inside one jitted scan against
-T forward passes of the same UNet on the same batch (target: <= 1.05x).
+"""Sampling overhead: T-step ancestral sampling inside one jitted scan against T forward
+passes of the same UNet on the same batch (target: <= 1.05x).
 
-    python benchmarks/bench_sampling.py                 # T = 1000, tiny UNet, batch 32 (~25 min)
-    python benchmarks/bench_sampling.py --quick         # T = 50, 16x16: seconds
-    python benchmarks/bench_sampling.py --devices=2     # batch sharded over 2 host devices
+    python benchmarks/bench_sampling.py                  # T = 1000, tiny UNet, 16x16, batch 64
+    python benchmarks/bench_sampling.py --quick          # T = 50, batch 8: a smoke run
+    python benchmarks/bench_sampling.py --size=32 --batch=32 --rounds=3
 
-Candidates, alternating, median of ``--repeats``:
+Each candidate runs in its own process (``benchmarks/harness.py``), the candidates
+alternating over ``--rounds`` rounds; each process compiles its function, runs it once
+to warm up and times ``--repeats`` calls (median). Candidates:
 
 * ``forward x T (scan)``: one jitted ``lax.scan`` of T UNet forward passes, each
   feeding the next (no diffusion maths): the floor.
 * ``forward x T (calls)``: T separate jitted forward calls (what a Python loop costs).
 * ``ddpm white`` / ``ddpm FANS``: :func:`fans_jax.sampling.make_sample_fn` as used by
   ``sampling.generate`` (per-sample keys, ``shard_map`` over the devices).
-* ``core sampler, white``: :func:`fans_jax.samplers.sample` jitted directly (one key
+* ``core sampler white``: :func:`fans_jax.samplers.sample` jitted directly (one key
   for the batch), to show what the per-sample keys cost.
+
+The study samples PLTB at 16x16 (``configs/study.py:curves``, training batch 64), hence
+the defaults.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import platform
 import sys
 import time
 
+CANDIDATES = ("forward x T (scan)", "forward x T (calls)", "ddpm white", "ddpm FANS",
+              "core sampler white")
 
-def parse_args():
+
+def parse_args(argv=None):
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
   p.add_argument("--quick", action="store_true")
   p.add_argument("--devices", type=int, default=1)
-  p.add_argument("--batch", type=int, default=None)
+  p.add_argument("--size", type=int, default=16)
+  p.add_argument("--batch", type=int, default=None, help="default 64; quick 8")
   p.add_argument("--steps", type=int, default=None, help="T (default 1000; quick 50)")
-  p.add_argument("--repeats", type=int, default=None)
-  return p.parse_args()
+  p.add_argument("--repeats", type=int, default=1, help="timed calls per process")
+  p.add_argument("--rounds", type=int, default=None, help="harness rounds (default 2; quick 1)")
+  p.add_argument("--candidates", default=",".join(CANDIDATES),
+                 help="comma-separated, from: " + ", ".join(CANDIDATES))
+  p.add_argument("--output", default=None, help="write the harness record to this JSON file")
+  p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+  args = p.parse_args(argv)
+  args.steps = args.steps or (50 if args.quick else 1000)
+  args.batch = args.batch or (8 if args.quick else 64)
+  args.rounds = args.rounds or (1 if args.quick else 2)
+  return args
 
 
-ARGS = parse_args()
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                           f" --xla_force_host_platform_device_count={ARGS.devices}").strip()
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+def worker(args) -> dict:
+  """Times one candidate in this process; returns ``{"seconds", "per_step_ms"}``."""
+  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                             f" --xla_force_host_platform_device_count={args.devices}").strip()
+  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+  # pylint: disable=import-outside-toplevel
+  import jax  # after XLA_FLAGS
+  import jax.numpy as jnp
+  import ml_collections
+  from jax.sharding import NamedSharding, PartitionSpec as P
+  from fans_jax import models, samplers, sampling, schedules, spectra
+  import model_configs
+  # pylint: enable=import-outside-toplevel
 
-import jax  # noqa: E402  (after XLA_FLAGS)
-import jax.numpy as jnp  # noqa: E402
-import ml_collections  # noqa: E402
-from jax.sharding import NamedSharding, PartitionSpec as P  # noqa: E402
-
-from fans_jax import models, samplers, sampling, schedules, spectra  # noqa: E402
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import model_configs  # noqa: E402
-
-
-def median_alternating(fns, repeats):
-  for fn in fns.values():
-    fn()
-  times = {k: [] for k in fns}
-  for _ in range(repeats):
-    for k, fn in fns.items():
-      start = time.perf_counter()
-      fn()
-      times[k].append(time.perf_counter() - start)
-  return {k: sorted(v)[len(v) // 2] for k, v in times.items()}
-
-
-def main():
-  quick = ARGS.quick
-  size = 16 if quick else 32
-  T = ARGS.steps or (50 if quick else 1000)
-  batch = ARGS.batch or (8 if quick else 32)
-  repeats = ARGS.repeats or (3 if quick else 2)
+  size, T, batch = args.size, args.steps, args.batch
   shape = (size, size, 3)
   model_cfg = ml_collections.ConfigDict(dict(name="unet", **model_configs.architecture("tiny")))
   graphdef, params = models.init(model_cfg, shape, jax.random.key(0))
@@ -104,24 +104,55 @@ def main():
       h = forward(params, h, t)
     jax.block_until_ready(h)
 
-  fns = {
-      "forward x T (scan)": lambda: jax.block_until_ready(forward_scan(params, x)),
-      "forward x T (calls)": calls,
-      "ddpm white (sampling.generate path)": lambda: jax.block_until_ready(
-          sample(params, white, key, jnp.int32(0))),
-      "ddpm FANS (sampling.generate path)": lambda: jax.block_until_ready(
-          sample(params, fans, key, jnp.int32(0))),
-      "core sampler, white (one key)": lambda: jax.block_until_ready(core(params, white, key)),
-  }
-  times = median_alternating(fns, repeats)
-  floor = times["forward x T (scan)"]
-  print(f"# bench_sampling: T={T}, batch {batch}, {size}x{size}x3, tiny UNet"
-        f" ({models.count_params(params):,} params), {ARGS.devices} device(s),"
-        f" {platform.machine()} {os.cpu_count()} CPUs\n")
-  print("| candidate | seconds | vs forward x T (scan) |\n|---|---|---|")
-  for name, sec in times.items():
-    print(f"| {name} | {sec:.2f} | {sec / floor:.3f}x |")
+  # Compiled ahead of time, so the one timed call of a T = 1000 scan is not doubled by a
+  # warm-up call; the Python loop of calls warms up with one forward pass.
+  jitted = {"forward x T (scan)": (forward_scan, (params, x)),
+            "ddpm white": (sample, (params, white, key, jnp.int32(0))),
+            "ddpm FANS": (sample, (params, fans, key, jnp.int32(0))),
+            "core sampler white": (core, (params, white, key))}
+  if args.worker in jitted:
+    fun, fun_args = jitted[args.worker]
+    compiled = fun.lower(*fun_args).compile()
+    fn = lambda: jax.block_until_ready(compiled(*fun_args))  # noqa: E731
+  else:
+    jax.block_until_ready(forward(params, x, t))
+    fn = calls
+  times = []
+  for _ in range(args.repeats):
+    start = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - start)
+  sec = sorted(times)[len(times) // 2]
+  return {"seconds": sec, "per_step_ms": 1e3 * sec / T,
+          "params": models.count_params(params)}
+
+
+def main(args) -> None:
+  sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+  import harness  # pylint: disable=import-outside-toplevel
+  names = [n.strip() for n in args.candidates.split(",") if n.strip()]
+  unknown = sorted(set(names) - set(CANDIDATES))
+  if unknown or not names:
+    raise SystemExit(f"unknown candidates {unknown}; choose from {CANDIDATES}.")
+  common = [f"--devices={args.devices}", f"--size={args.size}", f"--batch={args.batch}",
+            f"--steps={args.steps}", f"--repeats={args.repeats}"]
+  candidates = {n: [sys.executable, os.path.abspath(__file__), f"--worker={n}"] + common
+                for n in names}
+  result = harness.measure(candidates, rounds=args.rounds,
+                           env={"JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "2"})
+  result["settings"] = {"T": args.steps, "batch": args.batch, "size": args.size,
+                        "devices": args.devices, "repeats": args.repeats}
+  print(f"# bench_sampling: T={args.steps}, batch {args.batch}, {args.size}x{args.size}x3,"
+        f" tiny UNet, {args.devices} device(s); ratio: to {names[0]}\n")
+  print(harness.markdown(result, "seconds"))
+  if args.output:
+    with open(args.output, "w") as f:
+      json.dump(result, f, indent=1)
 
 
 if __name__ == "__main__":
-  main()
+  ARGS = parse_args()
+  if ARGS.worker:
+    print(json.dumps(worker(ARGS)))
+  else:
+    main(ARGS)

@@ -30,6 +30,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+import harness  # noqa: E402  (candidates alternating in separate processes)
 import model_configs  # noqa: E402  (configs/base.py's tiny variant and Ho et al.'s UNet)
 
 MODELS = {name: model_configs.architecture(name) for name in model_configs.NAMES}
@@ -94,13 +95,38 @@ def _jax_step(model: str, noise: str, batch: int, size: int):
   return run, models.count_params(state.params)
 
 
-def _torch_step(model: str, batch: int, size: int, channels_last: bool):
+def _torch_net(model: str, size: int, which: str):
+  """``which="torch"``: benchmarks/torch_unet.py; ``"diffusers"``: diffusers'
+  ``UNet2DModel`` configured to the same widths, blocks, attention (one head), GroupNorm
+  and time embedding (same parameter count; ``child`` checks it)."""
   import torch  # pylint: disable=import-outside-toplevel
-  sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-  import torch_unet  # pylint: disable=import-outside-toplevel
-
   torch.manual_seed(0)
-  net = torch_unet.UNet(image_size=size, **MODELS[model])
+  arch = MODELS[model]
+  if which == "torch":
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import torch_unet  # pylint: disable=import-outside-toplevel
+    return torch_unet.UNet(image_size=size, **arch), lambda out: out
+  from diffusers import UNet2DModel  # pylint: disable=import-outside-toplevel
+  widths = [arch["channels"] * m for m in arch["channel_mult"]]
+  attn = [size // 2**level in arch["attention_resolutions"] for level in range(len(widths))]
+  heads_dim = {w for w, a in zip(widths, attn) if a} | {widths[-1]}
+  if len(heads_dim) != 1:
+    raise SystemExit(f"attention at widths {sorted(heads_dim)}: UNet2DModel takes one"
+                     " attention_head_dim, so one head everywhere is not expressible.")
+  net = UNet2DModel(
+      sample_size=size, in_channels=3, out_channels=3, block_out_channels=tuple(widths),
+      layers_per_block=arch["num_res_blocks"],
+      down_block_types=tuple("AttnDownBlock2D" if a else "DownBlock2D" for a in attn),
+      up_block_types=tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(attn)),
+      norm_num_groups=arch["num_groups"], norm_eps=1e-6, attention_head_dim=heads_dim.pop(),
+      dropout=arch["dropout"], flip_sin_to_cos=False, freq_shift=1)
+  return net, lambda out: out.sample
+
+
+def _torch_step(model: str, batch: int, size: int, channels_last: bool, which: str = "torch"):
+  import torch  # pylint: disable=import-outside-toplevel
+
+  net, output = _torch_net(model, size, which)
   ema = [p.detach().clone() for p in net.parameters()]
   opt = torch.optim.Adam(net.parameters(), lr=2e-4)
   x0 = torch.rand(batch, 3, size, size) * 2 - 1
@@ -114,7 +140,7 @@ def _torch_step(model: str, batch: int, size: int, channels_last: bool):
     eps = torch.randn_like(x0)
     a = abar[t][:, None, None, None]
     x_t = a.sqrt() * x0 + (1 - a).sqrt() * eps
-    loss = torch.mean((net(x_t, t) - eps) ** 2)
+    loss = torch.mean((output(net(x_t, t)) - eps) ** 2)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -122,7 +148,8 @@ def _torch_step(model: str, batch: int, size: int, channels_last: bool):
     with torch.no_grad():
       torch._foreach_lerp_(ema, list(net.parameters()), 1e-4)  # pylint: disable=protected-access
 
-  return run, torch_unet.count_params(net), torch.__version__, torch.get_num_threads()
+  params = sum(p.numel() for p in net.parameters())
+  return run, params, torch.__version__, torch.get_num_threads()
 
 
 def _conv_layouts(batch: int, size: int, channels: int):
@@ -161,6 +188,14 @@ def child(args) -> dict:
                          f" {out['params']}: not the same network.")
       fns["torch"] = torch_run
     out.update(_median_alternating(fns, args.repeats))
+  elif args.child == "framework":  # one framework per process (benchmarks/harness.py)
+    if args.framework == "jax":
+      run, out["params"] = _jax_step(args.model, "white", args.batch, args.size)
+    else:
+      run, out["params"], out["torch_version"], out["torch_threads"] = _torch_step(
+          args.model, args.batch, args.size, args.channels_last, args.framework)
+    sec = _median_alternating({"step": run}, args.repeats)["step"]
+    out.update(ms_per_step=sec * 1e3, img_per_s=args.batch / sec)
   elif args.child == "noise":
     white, out["params"] = _jax_step(args.model, "white", args.batch, args.size)
     fans, _ = _jax_step(args.model, "fans", args.batch, args.size)
@@ -176,18 +211,25 @@ def child(args) -> dict:
 # ----------------------------------------------------------------------------------
 
 
-def run_child(kind: str, devices: int = 1, xla_flags: str = "", timeout: float = 3600,
-              **kw) -> dict:
-  env = dict(os.environ)
-  env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices} {xla_flags}".strip()
-  env["JAX_PLATFORMS"] = "cpu"
-  env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def child_command(kind: str, devices: int = 1, xla_flags: str = "",
+                  **kw) -> tuple[list[str], dict[str, str]]:
+  """The argv of one child process and the environment variables it needs (its
+  emulated device count and XLA flags)."""
+  env = {"XLA_FLAGS": f"--xla_force_host_platform_device_count={devices} {xla_flags}".strip(),
+         "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "2"}
   cmd = [sys.executable, os.path.abspath(__file__), f"--child={kind}", f"--devices={devices}"]
   for key, value in kw.items():
     if isinstance(value, bool):
       cmd.append(f"--{key}" if value else f"--no{key}")
     else:
       cmd.append(f"--{key}={value}")
+  return cmd, env
+
+
+def run_child(kind: str, devices: int = 1, xla_flags: str = "", timeout: float = 3600,
+              **kw) -> dict:
+  cmd, extra = child_command(kind, devices, xla_flags, **kw)
+  env = {**os.environ, **extra}
   proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout,
                         cwd=ROOT)
   if proc.returncode != 0:
@@ -199,6 +241,25 @@ def table(header: list[str], rows: list[list]) -> str:
   lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
   return "\n".join(lines)
+
+
+def have_diffusers() -> bool:
+  try:
+    import diffusers  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+    return True
+  except ImportError:
+    return False
+
+
+def _framework_notes(result: dict) -> str:
+  """Parameter counts and torch threads, from the candidates' own reports."""
+  params = {n: int(v["params"][0]) for n, v in result["values"].items() if "params" in v}
+  threads = {int(v["torch_threads"][0]) for v in result["values"].values()
+             if "torch_threads" in v}
+  note = "Parameters: " + ", ".join(f"{n} {p:,}" for n, p in params.items()) + "."
+  if threads:
+    note += f" torch threads: {sorted(threads)} (torch.get_num_threads())."
+  return note
 
 
 def have_torch() -> bool:
@@ -244,6 +305,32 @@ def main(args) -> None:
     print("## Share of the step spent on noise shaping (white vs annealed FANS, alternating)\n")
     print(table(["model", "batch", "devices", "white ms", "FANS ms", "FANS overhead"], rows))
     print()
+
+  if "frameworks" in sections:
+    if not have_torch():
+      print("## Frameworks: skipped (pip install torch==2.13.0 diffusers)\n")
+    for model in (model_list if have_torch() else []):
+      candidates, envs = {}, {}
+      rows = [("JAX, 1 device", "jax", 1, False), ("JAX, 2 devices", "jax", 2, False),
+              ("torch_unet, NCHW", "torch", 1, False),
+              ("torch_unet, channels_last", "torch", 1, True)]
+      if have_diffusers():
+        rows += [("diffusers UNet2DModel, NCHW", "diffusers", 1, False),
+                 ("diffusers UNet2DModel, channels_last", "diffusers", 1, True)]
+      for name, framework, devices, channels_last in rows:
+        candidates[name], envs[name] = child_command(
+            "framework", devices, framework=framework, model=model, batch=batches[model],
+            size=size, channels_last=channels_last, **rep)
+      result = harness.measure(candidates, rounds=args.rounds, candidate_env=envs)
+      print(f"## Train step by framework, {model} UNet, batch {batches[model]}, {size}x{size},"
+            " white DDPM step (each candidate its own process, alternating rounds)\n")
+      print(harness.markdown(result, "img_per_s"))
+      print(_framework_notes(result), "\n")
+      if args.output:
+        path = f"{args.output}_frameworks_{model}.json"
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        with open(path, "w") as f:
+          json.dump(result, f, indent=1)
 
   if "torch" in sections:
     if not have_torch():
@@ -298,7 +385,12 @@ def main(args) -> None:
 def parse_args(argv=None):
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
   p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
-  p.add_argument("--sections", default="throughput,noise,torch,xla_flags,layout")
+  p.add_argument("--sections", default="throughput,noise,frameworks,xla_flags,layout",
+                 help="comma-separated: throughput, noise, frameworks (JAX, torch_unet and"
+                 " diffusers' UNet2DModel, each in its own process via benchmarks/harness.py),"
+                 " torch (the old in-process JAX/torch alternation), xla_flags, layout")
+  p.add_argument("--output", default=None,
+                 help="path prefix: the frameworks section writes <output>_frameworks_<model>.json")
   p.add_argument("--repeats", type=int, default=None)
   p.add_argument("--rounds", type=int, default=None, help="round-robin rounds (xla_flags)")
   p.add_argument("--models", default=None, help="comma-separated: tiny,cifar")
@@ -311,6 +403,8 @@ def parse_args(argv=None):
   p.add_argument("--batch", type=int, default=8, help=argparse.SUPPRESS)
   p.add_argument("--size", type=int, default=32, help=argparse.SUPPRESS)
   p.add_argument("--channels", type=int, default=32, help=argparse.SUPPRESS)
+  p.add_argument("--framework", default="jax", choices=("jax", "torch", "diffusers"),
+                 help=argparse.SUPPRESS)
   p.add_argument("--torch", dest="torch", action="store_true", help=argparse.SUPPRESS)
   p.add_argument("--notorch", dest="torch", action="store_false", help=argparse.SUPPRESS)
   p.add_argument("--channels_last", dest="channels_last", action="store_true",

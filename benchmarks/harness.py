@@ -78,13 +78,16 @@ def _summary(values: Sequence[float]) -> dict[str, float]:
 
 
 def measure(candidates: Mapping[str, Sequence[str]], rounds: int = 5,
-            env: Mapping[str, str] | None = None, timeout: float = 3600.0) -> dict[str, Any]:
+            env: Mapping[str, str] | None = None, timeout: float = 3600.0,
+            candidate_env: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, Any]:
   """Runs every candidate once per round, in alternating order, each in its own process.
 
   Args:
     candidates: name -> argv; the first is the reference of the ratios.
     rounds: rounds (>= 1); round ``r`` runs the candidates rotated by ``r``.
     env: extra environment variables for every process.
+    candidate_env: name -> extra environment variables of that candidate's processes
+      only (on top of ``env``; e.g. its ``XLA_FLAGS``).
   Returns:
     ``{"machine", "rounds", "order" (per round), "load" (1-minute load average before
     each process, per round), "values" (name -> figure -> per-round values), "summary"
@@ -105,7 +108,8 @@ def measure(candidates: Mapping[str, Sequence[str]], rounds: int = 5,
     load.append({})
     for name in turn:
       load[-1][name] = _load()
-      for key, value in run_once(candidates[name], env, timeout).items():
+      own = {**(env or {}), **((candidate_env or {}).get(name) or {})}
+      for key, value in run_once(candidates[name], own or None, timeout).items():
         if isinstance(value, (int, float)):
           values[name].setdefault(key, []).append(float(value))
   summary = {n: {k: _summary(v) for k, v in figs.items()} for n, figs in values.items()}
@@ -119,7 +123,8 @@ def measure(candidates: Mapping[str, Sequence[str]], rounds: int = 5,
   return {"machine": machine(), "python": sys.executable, "rounds": int(rounds),
           "order": order, "load": load, "values": values, "summary": summary,
           "ratios": ratios, "wall_s": time.time() - start,
-          "candidates": {n: list(a) for n, a in candidates.items()}}
+          "candidates": {n: list(a) for n, a in candidates.items()},
+          "candidate_env": {n: dict(e) for n, e in (candidate_env or {}).items()}}
 
 
 def markdown(result: Mapping[str, Any], figure: str) -> str:

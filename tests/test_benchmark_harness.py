@@ -41,3 +41,13 @@ def test_a_failing_candidate_is_an_error(tmp_path):
     harness.measure({"bad": [sys.executable, "-c", "print('done')"]}, rounds=1)
   with pytest.raises(ValueError, match="at least one candidate"):
     harness.measure({}, rounds=1)
+
+
+def test_candidate_env_reaches_only_its_candidate():
+  code = "import json, os; print(json.dumps({'n': int(os.environ.get('FANS_BENCH_N', '0'))}))"
+  result = harness.measure({"a": [sys.executable, "-c", code], "b": [sys.executable, "-c", code]},
+                           rounds=2, env={"FANS_BENCH_N": "1"},
+                           candidate_env={"b": {"FANS_BENCH_N": "7"}})
+  assert result["values"]["a"]["n"] == [1.0, 1.0]
+  assert result["values"]["b"]["n"] == [7.0, 7.0]
+  assert result["candidate_env"] == {"b": {"FANS_BENCH_N": "7"}}

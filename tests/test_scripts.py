@@ -12,6 +12,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import colour_stats  # noqa: E402  pylint: disable=wrong-import-position
+import sample_size  # noqa: E402  pylint: disable=wrong-import-position
 
 from fans_jax import sample_files  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -50,3 +51,45 @@ def test_colour_stats_command_reads_sample_files(tmp_path):
   assert rows["data"] == colour_stats.colour_stats(data)
   assert rows["d/white/seed0"] == colour_stats.colour_stats(data[:8])
   assert "| d/white/seed0 | 8 |" in out.with_suffix(".md").read_text()
+
+
+def test_sample_size_reuses_only_the_identical_saved_draw(tmp_path):
+  # The study's samples.npz (or a launch/sample.py file) is reused only when every
+  # setting, the step and the count match; anything else means drawing again.
+  settings = sample_files.SamplerSettings("ddim", 100, 1.0, True, 1).resolved(1000)
+  images = np.random.default_rng(2).integers(0, 256, size=(12, 4, 4, 3), dtype=np.uint8)
+  sample_files.write_samples(tmp_path / "samples.npz", images, settings, step=600)
+  got = sample_size.saved_draw(tmp_path, settings, 1000, 600, 10)
+  np.testing.assert_array_equal(got, images[:10])
+  other_seed = sample_files.SamplerSettings("ddim", 100, 1.0, True, 2).resolved(1000)
+  noclip = sample_files.SamplerSettings("ddim", 100, 1.0, False, 1).resolved(1000)
+  assert sample_size.saved_draw(tmp_path, other_seed, 1000, 600, 10) is None
+  assert sample_size.saved_draw(tmp_path, noclip, 1000, 600, 10) is None
+  assert sample_size.saved_draw(tmp_path, settings, 1000, 400, 10) is None  # another step
+  assert sample_size.saved_draw(tmp_path, settings, 1000, 600, 13) is None  # too few
+  # a launch/sample.py file, named by its settings, is found too
+  (tmp_path / "samples.npz").unlink()
+  stem = sample_files.sample_file_stem(other_seed, 1000, 600)
+  sample_files.write_samples(tmp_path / "samples" / f"{stem}.npz", images, other_seed, step=600)
+  np.testing.assert_array_equal(sample_size.saved_draw(tmp_path, other_seed, 1000, 600, 12),
+                                images)
+
+
+def test_sample_size_report_ranks_by_the_spread_over_seeds():
+  # fid: means 10 and 20, stds 1 -> gap 10 > 2 x 1: ranks; lsd: gap 0.1 < 2 x 0.5: does not.
+  results = {"num_steps": 100, "sizes": [2100], "command": "python scripts/sample_size.py",
+             "runs": {"a@600": {"noise": "white", "done_seeds": [0, 1, 2],
+                                "values": {"fid": {"2100": [9.0, 10.0, 11.0]},
+                                           "lsd": {"2100": [0.5, 1.0, 1.5]}}},
+                      "b@400": {"noise": "white", "done_seeds": [0, 1, 2],
+                                "values": {"fid": {"2100": [19.0, 20.0, 21.0]},
+                                           "lsd": {"2100": [0.6, 1.1, 1.6]}}}}}
+  lines = sample_size.report(results)
+  fid = next(line for line in lines if line.startswith("| FID |"))
+  lsd = next(line for line in lines if line.startswith("| LSD |"))
+  assert "10 ± 1 (3)" in fid and "20 ± 1 (3)" in fid and "| yes (gap 10) |" in fid
+  assert "| no (gap 0.1) |" in lsd
+  assert not any(line.startswith("| KID") for line in lines)  # no values, no row
+  # a run with one finished seed has no std yet: no row
+  results["runs"]["b@400"]["values"]["fid"]["2100"] = [20.0]
+  assert not any(line.startswith("| FID |") for line in sample_size.report(results))
