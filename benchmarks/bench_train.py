@@ -1,20 +1,24 @@
-"""Train-step benchmarks (issue 3): throughput, noise-shaping share, JAX vs PyTorch,
-host-device scaling, XLA:CPU flags and conv layouts.
+"""Train-step benchmarks: throughput, noise-shaping share, JAX against PyTorch and
+diffusers, host-device scaling, XLA:CPU flags and conv layouts.
 
     python benchmarks/bench_train.py            # everything (tens of minutes on 2 cores)
-    python benchmarks/bench_train.py --quick    # tiny sizes, a smoke run (~2-3 minutes)
-    python benchmarks/bench_train.py --sections=torch,xla_flags --models=tiny
+    python benchmarks/bench_train.py --quick    # tiny sizes, a smoke run
+    python benchmarks/bench_train.py --sections=frameworks --models=tiny --rounds=3 \
+        --output=benchmarks/results/train
 
 Every number comes from a child process started with an explicit device count
 (``--xla_force_host_platform_device_count``) and XLA flags, so that runs do not share
-thread pools or compiled state. Inside a child, the candidates being compared (white
-vs FANS noise, JAX vs PyTorch) run in alternation, each ``--repeats`` times after a
-warm-up, and the median wall time of a step is reported. Prints markdown tables.
+thread pools or compiled state. ``frameworks`` runs each candidate (JAX on 1 and 2
+emulated devices, ``benchmarks/torch_unet.py`` and diffusers' ``UNet2DModel``, NCHW
+and channels_last) in its own process through ``benchmarks/harness.py``, alternating
+over ``--rounds`` rounds; the ``noise`` section's white-vs-FANS pair (same framework,
+same compiled model) alternates inside one child. A child times ``--repeats`` steps
+after a warm-up and reports the median.
 
-What a "step" is, in both frameworks: draw t and the noise, noise the batch, forward,
-MSE loss, backward, clip the gradient norm at 1, Adam, EMA update. PyTorch
-(``benchmarks/torch_unet.py``, the same network, checked to have the same parameter
-count) is optional: ``pip install torch==2.13.0``.
+What a "step" is, in every framework: draw t and the noise, noise the batch, forward,
+MSE loss, backward, clip the gradient norm at 1, Adam, EMA update. The PyTorch networks
+have the JAX UNet's parameter count (printed beside the table). PyTorch and diffusers
+are optional: ``pip install torch==2.13.0 diffusers``.
 """
 
 from __future__ import annotations
@@ -180,13 +184,6 @@ def child(args) -> dict:
     fns = {}
     jax_run, out["params"] = _jax_step(args.model, args.noise, args.batch, args.size)
     fns["jax"] = jax_run
-    if args.torch:
-      torch_run, out["torch_params"], out["torch_version"], out["torch_threads"] = _torch_step(
-          args.model, args.batch, args.size, args.channels_last)
-      if out["torch_params"] != out["params"]:
-        raise SystemExit(f"PyTorch UNet has {out['torch_params']} parameters, JAX"
-                         f" {out['params']}: not the same network.")
-      fns["torch"] = torch_run
     out.update(_median_alternating(fns, args.repeats))
   elif args.child == "framework":  # one framework per process (benchmarks/harness.py)
     if args.framework == "jax":
@@ -332,26 +329,6 @@ def main(args) -> None:
         with open(path, "w") as f:
           json.dump(result, f, indent=1)
 
-  if "torch" in sections:
-    if not have_torch():
-      print("## JAX vs PyTorch: skipped (pip install torch==2.13.0)\n")
-    else:
-      rows = []
-      for model in model_list:
-        for devices in device_counts[:2]:
-          for channels_last in ([False] if quick else [False, True]):
-            r = run_child("step", devices, model=model, noise="white", batch=batches[model],
-                          size=size, torch=True, channels_last=channels_last, **rep)
-            rows.append([model, batches[model], devices,
-                         "channels_last" if channels_last else "NCHW",
-                         f"{batches[model] / r['jax']:.0f}", f"{batches[model] / r['torch']:.0f}",
-                         f"{r['torch'] / r['jax']:.2f}x",
-                         f"{r['torch_version']}, {r['torch_threads']} threads"])
-      print("## JAX vs PyTorch, same network and batch, alternating in one process"
-            " (> 1x: JAX faster)\n")
-      print(table(["model", "batch", "JAX devices", "torch layout", "JAX img/s", "torch img/s",
-                   "JAX speed / torch", "torch"], rows), "\n")
-
   if "xla_flags" in sections:
     variants = dict(list(XLA_VARIANTS.items())[:2]) if quick else XLA_VARIANTS
     times = {name: [] for name in variants}
@@ -388,7 +365,7 @@ def parse_args(argv=None):
   p.add_argument("--sections", default="throughput,noise,frameworks,xla_flags,layout",
                  help="comma-separated: throughput, noise, frameworks (JAX, torch_unet and"
                  " diffusers' UNet2DModel, each in its own process via benchmarks/harness.py),"
-                 " torch (the old in-process JAX/torch alternation), xla_flags, layout")
+                 " xla_flags, layout")
   p.add_argument("--output", default=None,
                  help="path prefix: the frameworks section writes <output>_frameworks_<model>.json")
   p.add_argument("--repeats", type=int, default=None)
@@ -405,8 +382,6 @@ def parse_args(argv=None):
   p.add_argument("--channels", type=int, default=32, help=argparse.SUPPRESS)
   p.add_argument("--framework", default="jax", choices=("jax", "torch", "diffusers"),
                  help=argparse.SUPPRESS)
-  p.add_argument("--torch", dest="torch", action="store_true", help=argparse.SUPPRESS)
-  p.add_argument("--notorch", dest="torch", action="store_false", help=argparse.SUPPRESS)
   p.add_argument("--channels_last", dest="channels_last", action="store_true",
                  help=argparse.SUPPRESS)
   p.add_argument("--nochannels_last", dest="channels_last", action="store_false",
