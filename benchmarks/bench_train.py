@@ -102,7 +102,7 @@ def _jax_step(model: str, noise: str, batch: int, size: int):
 def _torch_net(model: str, size: int, which: str):
   """``which="torch"``: benchmarks/torch_unet.py; ``"diffusers"``: diffusers'
   ``UNet2DModel`` configured to the same widths, blocks, attention (one head), GroupNorm
-  and time embedding (same parameter count; ``child`` checks it)."""
+  and time embedding (the frameworks table flags a parameter count that differs)."""
   import torch  # pylint: disable=import-outside-toplevel
   torch.manual_seed(0)
   arch = MODELS[model]
@@ -254,6 +254,8 @@ def _framework_notes(result: dict) -> str:
   threads = {int(v["torch_threads"][0]) for v in result["values"].values()
              if "torch_threads" in v}
   note = "Parameters: " + ", ".join(f"{n} {p:,}" for n, p in params.items()) + "."
+  if len(set(params.values())) > 1:
+    note += " **The parameter counts differ: these are not the same network.**"
   if threads:
     note += f" torch threads: {sorted(threads)} (torch.get_num_threads())."
   return note
