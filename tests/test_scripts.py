@@ -93,3 +93,12 @@ def test_sample_size_report_ranks_by_the_spread_over_seeds():
   # a run with one finished seed has no std yet: no row
   results["runs"]["b@400"]["values"]["fid"]["2100"] = [20.0]
   assert not any(line.startswith("| FID |") for line in sample_size.report(results))
+
+
+def test_sample_size_resumes_only_the_same_table(tmp_path):
+  path = tmp_path / "table.json"
+  assert sample_size._load_results(path, 100, [128]) is None  # pylint: disable=protected-access
+  path.write_text(json.dumps({"num_steps": 100, "sizes": [128], "runs": {"a": {}}}))
+  assert sample_size._load_results(path, 100, [128])["runs"] == {"a": {}}  # pylint: disable=protected-access
+  with pytest.raises(SystemExit, match="num_steps=100"):
+    sample_size._load_results(path, 50, [128])  # pylint: disable=protected-access
