@@ -37,7 +37,7 @@ export PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=2
   python3 -c "import jax, flax, optax; print('jax', jax.__version__, 'flax', flax.__version__,
 'optax', optax.__version__, jax.devices())" 2>&1; } | tee "$OUT/versions.txt"
 
-python3 benchmarks/bench_gpu.py --budget_s=150 --output="$OUT/gpu.json" 2>&1 \
+python3 benchmarks/bench_gpu.py --budget_s=200 --output="$OUT/gpu.json" 2>&1 \
   | tee "$OUT/bench_gpu.log"
 echo "bench_gpu done at $(elapsed) s"
 
