@@ -310,16 +310,18 @@ def main(args) -> None:
       print("## Frameworks: skipped (pip install torch==2.13.0 diffusers)\n")
     for model in (model_list if have_torch() else []):
       candidates, envs = {}, {}
-      rows = [("JAX, 1 device", "jax", 1, False), ("JAX, 2 devices", "jax", 2, False),
-              ("torch_unet, NCHW", "torch", 1, False),
-              ("torch_unet, channels_last", "torch", 1, True)]
+      one_thread = "--xla_cpu_multi_thread_eigen=false"
+      rows = [("JAX, 1 device", "jax", 1, False, ""), ("JAX, 2 devices", "jax", 2, False, ""),
+              (f"JAX, 2 devices, {one_thread}", "jax", 2, False, one_thread),
+              ("torch_unet, NCHW", "torch", 1, False, ""),
+              ("torch_unet, channels_last", "torch", 1, True, "")]
       if have_diffusers():
-        rows += [("diffusers UNet2DModel, NCHW", "diffusers", 1, False),
-                 ("diffusers UNet2DModel, channels_last", "diffusers", 1, True)]
-      for name, framework, devices, channels_last in rows:
+        rows += [("diffusers UNet2DModel, NCHW", "diffusers", 1, False, ""),
+                 ("diffusers UNet2DModel, channels_last", "diffusers", 1, True, "")]
+      for name, framework, devices, channels_last, xla_flags in rows:
         candidates[name], envs[name] = child_command(
-            "framework", devices, framework=framework, model=model, batch=batches[model],
-            size=size, channels_last=channels_last, **rep)
+            "framework", devices, xla_flags, framework=framework, model=model,
+            batch=batches[model], size=size, channels_last=channels_last, **rep)
       result = harness.measure(candidates, rounds=args.rounds, candidate_env=envs)
       print(f"## Train step by framework, {model} UNet, batch {batches[model]}, {size}x{size},"
             " white DDPM step (each candidate its own process, alternating rounds)\n")
