@@ -531,6 +531,27 @@ def _write_figures(evaluated: Sequence[RunEvaluation], out: pathlib.Path) -> dic
 FILE_METRICS = ("fid", "kid", "fd_resnet20", "spectral")
 
 
+# Features of reference files, per process: comparing several sample files against one
+# reference file (scripts/clip_demo.py, a loop over checkpoints) embeds it once.
+_FILE_FEATURES: dict[tuple, np.ndarray] = {}
+_FILE_FEATURES_MAX = 8
+
+
+def _reference_file_features(network, reference_path: str, num: int, images: np.ndarray,
+                             batch_size: int, network_key: tuple) -> np.ndarray:
+  """``[num, D]`` features of the ``num`` (evenly spread) images of ``reference_path``,
+  memoised on the file's path, size and modification time, ``num`` and the network."""
+  st = os.stat(reference_path)
+  key = (os.path.abspath(reference_path), st.st_size, st.st_mtime_ns, int(num), network_key)
+  if key not in _FILE_FEATURES:
+    if len(_FILE_FEATURES) >= _FILE_FEATURES_MAX:
+      _FILE_FEATURES.pop(next(iter(_FILE_FEATURES)))
+    _FILE_FEATURES[key] = network(images, batch_size=batch_size, progress=True)
+  else:
+    logging.info("features of %s (%d images) from this process's memo", reference_path, num)
+  return _FILE_FEATURES[key]
+
+
 def evaluate_files(samples_path: str, reference_path: str, options: EvalOptions | None = None,
                    output_dir: str | None = None) -> dict[str, Any]:
   """Metrics between two image files (no run, no dataset config).
@@ -585,7 +606,8 @@ def evaluate_files(samples_path: str, reference_path: str, options: EvalOptions 
                        f" {len(ref_images)}.")
     network = features_lib.get_feature_network(name, weights)
     f_gen = network(gen_images, batch_size=options.feature_batch_size, progress=True)
-    f_ref = network(ref_images, batch_size=options.feature_batch_size, progress=True)
+    f_ref = _reference_file_features(network, reference_path, len(ref_images), ref_images,
+                                     options.feature_batch_size, (name, weights))
     if fd_wanted:
       out[key] = frechet.frechet_distance(frechet.feature_statistics(f_gen, network.name),
                                           frechet.feature_statistics(f_ref, network.name))

@@ -212,3 +212,42 @@ def test_feature_metrics_fd_and_kid(tmp_path, shared_data_dir):
   assert dataclasses.asdict(far_kid)["subset_size"] == 50
   with pytest.raises(ValueError, match="not one of"):
     evaluators.get("psnr", evaluation.EvalOptions())
+
+
+def test_evaluate_files_embeds_a_reference_file_once(tmp_path, shared_data_dir, monkeypatch):
+  # Two sample files against one reference file: the reference is embedded once per
+  # process; a rewritten reference file (new size/mtime) is embedded again.
+  del shared_data_dir
+  from fans_jax import sample_files  # pylint: disable=import-outside-toplevel
+  from fans_jax.metrics import features  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(4)
+  for name in ("a", "b", "ref"):
+    sample_files.write_samples(tmp_path / f"{name}.npz",
+                               rng.integers(0, 256, (70, 32, 32, 3), np.uint8))
+  seen = []
+  real = features.get_feature_network
+
+  class Counting:  # the network, counting the images of each call
+
+    def __init__(self, network):
+      self.network, self.name = network, network.name
+
+    def __call__(self, images, **kwargs):
+      seen.append(len(images))
+      return self.network(images, **kwargs)
+
+  def counting(name, weights=None, **kw):
+    return Counting(real(name, weights, **kw))
+
+  monkeypatch.setattr(features, "get_feature_network", counting)
+  monkeypatch.setattr(evaluation, "_FILE_FEATURES", {})
+  options = evaluation.EvalOptions(metrics="fd_resnet20", num_reference=None)
+  fd_a = evaluation.evaluate_files(str(tmp_path / "a.npz"), str(tmp_path / "ref.npz"),
+                                   options)["fd_resnet20"]
+  fd_b = evaluation.evaluate_files(str(tmp_path / "b.npz"), str(tmp_path / "ref.npz"),
+                                   options)["fd_resnet20"]
+  assert seen == [70, 70, 70]  # a, ref, b: the reference once
+  assert fd_a > 0 and fd_b > 0 and fd_a != fd_b
+  sample_files.write_samples(tmp_path / "ref.npz", rng.integers(0, 256, (80, 32, 32, 3), np.uint8))
+  evaluation.evaluate_files(str(tmp_path / "a.npz"), str(tmp_path / "ref.npz"), options)
+  assert seen[-2:] == [70, 80]  # the new reference file is embedded
