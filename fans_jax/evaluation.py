@@ -540,9 +540,9 @@ _FILE_FEATURES_MAX = 8
 def _reference_file_features(network, reference_path: str, num: int, images: np.ndarray,
                              batch_size: int, network_key: tuple) -> np.ndarray:
   """``[num, D]`` features of the ``num`` (evenly spread) images of ``reference_path``,
-  memoised on the file's path, size and modification time, ``num`` and the network."""
-  st = os.stat(reference_path)
-  key = (os.path.abspath(reference_path), st.st_size, st.st_mtime_ns, int(num), network_key)
+  memoised on the file's SHA-256 (a rewritten file is embedded again), ``num`` and the
+  network."""
+  key = (features_lib.sha256(reference_path), int(num), network_key)
   if key not in _FILE_FEATURES:
     if len(_FILE_FEATURES) >= _FILE_FEATURES_MAX:
       _FILE_FEATURES.pop(next(iter(_FILE_FEATURES)))

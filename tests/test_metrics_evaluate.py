@@ -216,7 +216,7 @@ def test_feature_metrics_fd_and_kid(tmp_path, shared_data_dir):
 
 def test_evaluate_files_embeds_a_reference_file_once(tmp_path, shared_data_dir, monkeypatch):
   # Two sample files against one reference file: the reference is embedded once per
-  # process; a rewritten reference file (new size/mtime) is embedded again.
+  # process; a reference file with new content is embedded again.
   del shared_data_dir
   from fans_jax import sample_files  # pylint: disable=import-outside-toplevel
   from fans_jax.metrics import features  # pylint: disable=import-outside-toplevel
