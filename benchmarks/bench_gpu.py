@@ -1,7 +1,7 @@
 """GPU benchmark for a short lease: one command, one JSON, about 4 minutes on one H100/H200.
 
     python benchmarks/bench_gpu.py --output=benchmarks/results/gpu.json   # on the GPU machine
-    python benchmarks/bench_gpu.py --quick --output=/tmp/gpu.json         # CPU sanity check
+    python benchmarks/bench_gpu.py --quick --output=workdirs/gpu.json     # CPU sanity check
     python benchmarks/bench_gpu.py --peak_tflops=989                      # unknown device kind
 
 Sections, in this order, each skipped (and recorded as skipped) once ``--budget_s`` is

@@ -19,14 +19,14 @@
 set -u
 TOTAL=${1:-540}
 START=$(date +%s)
-OUT=${OUT:-/tmp/fans_gpu_out}
+OUT=${OUT:-workdirs/gpu_out}
 mkdir -p "$OUT"
 elapsed() { echo $(( $(date +%s) - START )); }
 
 if ls .whl/*.whl > /dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH="/tmp/site:$PWD"
+    --target workdirs/gpu_site .whl/*.whl || exit 1
+  export PYTHONPATH="$PWD/workdirs/gpu_site:$PWD"
 else
   export PYTHONPATH="$PWD"
 fi
@@ -44,11 +44,11 @@ echo "bench_gpu done at $(elapsed) s"
 LEFT=$(( TOTAL - $(elapsed) - 60 ))  # 60 s for the aggregation and the tar
 if [ "$LEFT" -gt 120 ]; then
   timeout -s TERM "$LEFT" python3 launch/study.py --config=configs/study.py:gpu \
-    --outdir=/tmp/study_gpu > "$OUT/study.log" 2>&1
+    --outdir=workdirs/study_gpu > "$OUT/study.log" 2>&1
   echo "study stopped or finished at $(elapsed) s (exit $?)" | tee -a "$OUT/study.log"
-  python3 launch/study.py --config=configs/study.py:gpu --outdir=/tmp/study_gpu \
+  python3 launch/study.py --config=configs/study.py:gpu --outdir=workdirs/study_gpu \
     --aggregate_only >> "$OUT/study.log" 2>&1
-  tar czf "$OUT/study_gpu.tgz" --exclude=checkpoints --exclude='*.npz' -C /tmp study_gpu
+  tar czf "$OUT/study_gpu.tgz" --exclude=checkpoints --exclude='*.npz' -C workdirs study_gpu
 else
   echo "no time left for the study ($LEFT s)" | tee "$OUT/study.log"
 fi

@@ -72,6 +72,21 @@ def run_once(argv: Sequence[str], env: Mapping[str, str] | None = None,
   return out
 
 
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def portable(argv: Sequence[str]) -> list[str]:
+  """``argv`` as a record that names no machine: the interpreter as ``python``, paths
+  inside the repository relative to its root."""
+  out = []
+  for a in argv:
+    a = "python" if a == sys.executable else str(a)
+    if os.path.isabs(a) and a.startswith(_ROOT + os.sep):
+      a = os.path.relpath(a, _ROOT)
+    out.append(a)
+  return out
+
+
 def _summary(values: Sequence[float]) -> dict[str, float]:
   return {"median": statistics.median(values), "min": min(values), "max": max(values),
           "n": len(values)}
@@ -120,10 +135,10 @@ def measure(candidates: Mapping[str, Sequence[str]], rounds: int = 5,
       base = values[ref].get(key)
       if base and len(base) == len(vals) and all(b != 0 for b in base):
         ratios.setdefault(name, {})[key] = _summary([v / b for v, b in zip(vals, base)])
-  return {"machine": machine(), "python": sys.executable, "rounds": int(rounds),
+  return {"machine": machine(), "rounds": int(rounds),
           "order": order, "load": load, "values": values, "summary": summary,
           "ratios": ratios, "wall_s": time.time() - start,
-          "candidates": {n: list(a) for n, a in candidates.items()},
+          "candidates": {n: portable(a) for n, a in candidates.items()},
           "candidate_env": {n: dict(e) for n, e in (candidate_env or {}).items()}}
 
 

@@ -51,3 +51,9 @@ def test_candidate_env_reaches_only_its_candidate():
   assert result["values"]["a"]["n"] == [1.0, 1.0]
   assert result["values"]["b"]["n"] == [7.0, 7.0]
   assert result["candidate_env"] == {"b": {"FANS_BENCH_N": "7"}}
+
+
+def test_record_names_no_machine_paths():
+  script = str(pathlib.Path(harness.__file__).resolve())
+  assert harness.portable([sys.executable, script, "--x=1"]) == [
+      "python", "benchmarks/harness.py", "--x=1"]
