@@ -10,8 +10,9 @@ Every ratio is measured side by side in one run: the candidates alternate, each 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
-import time
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -19,18 +20,14 @@ import numpy as np
 
 from fans_jax import diffusion, schedules, spectra
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402  (one timing discipline for every benchmark)
+
 
 def timeit_alternating(fns: dict, repeats: int) -> dict:
-  """Median wall time (s) of each zero-argument function, run in alternation."""
-  for fn in fns.values():
-    jax.block_until_ready(fn())
-  times = {name: [] for name in fns}
-  for _ in range(repeats):
-    for name, fn in fns.items():
-      start = time.perf_counter()
-      jax.block_until_ready(fn())
-      times[name].append(time.perf_counter() - start)
-  return {name: float(np.median(v)) for name, v in times.items()}
+  """Median wall time (s) of each zero-argument function, run in alternation
+  (``benchmarks/harness.alternate``, blocking on JAX results)."""
+  return harness.seconds(harness.alternate(fns, repeats, block=jax.block_until_ready))
 
 
 def bench_q_sample(batch: int, size: int, repeats: int) -> list[tuple]:

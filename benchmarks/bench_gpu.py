@@ -40,10 +40,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # noqa: E402
 import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
-from flax import nnx  # noqa: E402
 from jax.sharding import NamedSharding, PartitionSpec as P  # noqa: E402
 
-from fans_jax import models, sampling, schedules, spectra, train  # noqa: E402
+from fans_jax import models, sampling, train  # noqa: E402
 
 # Dense peak TFLOP/s per device: (float32 as XLA runs it, bfloat16).
 PEAK_TFLOPS = {
@@ -54,6 +53,7 @@ PEAK_TFLOPS = {
 }
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import model_configs  # noqa: E402
+import train_steps  # noqa: E402  (the one train step every benchmark times)
 
 CIFAR = model_configs.architecture("cifar")
 TINY = model_configs.architecture("tiny")
@@ -72,47 +72,14 @@ def peak_tflops(dtype: str, override: float | None) -> float | None:
 
 
 def _schedule(fans: bool, size: int, mesh):
-  shape = (size, size, 3)
-  if fans:
-    schedule = schedules.make_schedule("annealed", 1000, "linear", shape, max_ratio=1e3,
-                                       data_psd=spectra.power_law_grid(size, size, 2.0))
-  else:
-    schedule = schedules.make_schedule("white", 1000, "linear", shape)
-  return jax.device_put(schedule, NamedSharding(mesh, P()))
+  return train_steps.schedule_for("fans" if fans else "white", size, mesh)
 
 
 def build_step(model: dict, dtype: str, batch: int, size: int, fans: bool, mesh=None):
-  """A compiled train step on ``mesh``: returns ``(run, info)``; ``run(n)`` runs n steps
-  and blocks; info: params, model FLOPs per step, compile seconds."""
-  shape = (size, size, 3)
-  mesh = mesh or train.make_mesh()
-  model_cfg = ml_collections.ConfigDict(dict(name="unet", dtype=dtype, **model))
-  schedule = _schedule(fans, size, mesh)
-  tx, lr_fn = train.make_optimizer(train.OptimConfig(warmup_steps=0), 1000)
-  graphdef, state = train.init_train_state(model_cfg, shape, tx, 0, mesh)
-  step = train.make_train_step(graphdef, tx, lr_fn, mesh, objective="eps", ema_decay=0.9999)
-  images = np.random.default_rng(0).integers(0, 256, (batch,) + shape, dtype=np.uint8)
-  data = train.global_batch(images, mesh, batch)
-  x = jax.ShapeDtypeStruct((batch,) + shape, jax.numpy.float32)
-  t = jax.ShapeDtypeStruct((batch,), jax.numpy.int32)
-  cost = jax.jit(lambda p, x, t: nnx.merge(graphdef, p)(x, t)).lower(
-      state.params, x, t).compile().cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  holder = {"state": state}
-  start = time.perf_counter()
-  holder["state"], metrics = step(holder["state"], data, schedule)
-  jax.block_until_ready(metrics)
-  compile_s = time.perf_counter() - start
-
-  def run(n: int) -> float:
-    for _ in range(n):
-      holder["state"], metrics = step(holder["state"], data, schedule)
-    jax.block_until_ready(metrics)
-    return float(metrics["loss"])
-
-  run(2)  # warm-up
-  return run, dict(params=models.count_params(state.params), flops=3.0 * float(cost["flops"]),
-                   compile_s=compile_s)
+  """``benchmarks/train_steps.build_step`` with XLA's cost analysis: ``(run, info)``;
+  ``run(n)`` runs n steps and blocks; info: params, model FLOPs per step, compile s."""
+  return train_steps.build_step(model, batch=batch, size=size, noise="fans" if fans else "white",
+                                dtype=dtype, mesh=mesh, cost=True)
 
 
 def timed(run, steps: int) -> float:

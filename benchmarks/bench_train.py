@@ -29,7 +29,6 @@ import os
 import platform
 import subprocess
 import sys
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -55,48 +54,17 @@ XLA_VARIANTS = {
 
 
 def _median_alternating(fns: dict, repeats: int) -> dict:
-  for fn in fns.values():  # warm-up (compilation)
-    fn()
-  times = {name: [] for name in fns}
-  for _ in range(repeats):
-    for name, fn in fns.items():
-      start = time.perf_counter()
-      fn()
-      times[name].append(time.perf_counter() - start)
-  return {name: sorted(v)[len(v) // 2] for name, v in times.items()}
+  """Median seconds per call of each zero-argument function, alternating in this
+  process after a warm-up (``harness.alternate``)."""
+  return harness.seconds(harness.alternate(fns, repeats))
 
 
 def _jax_step(model: str, noise: str, batch: int, size: int):
-  """A zero-argument function running one jitted train step (blocking)."""
-  import jax  # pylint: disable=import-outside-toplevel
-  import ml_collections  # pylint: disable=import-outside-toplevel
-  import numpy as np  # pylint: disable=import-outside-toplevel
-  from jax.sharding import NamedSharding, PartitionSpec as P  # pylint: disable=import-outside-toplevel
-  from fans_jax import models, schedules, spectra, train  # pylint: disable=import-outside-toplevel
-
-  shape = (size, size, 3)
-  model_cfg = ml_collections.ConfigDict(dict(name="unet", **MODELS[model]))
-  mesh = train.make_mesh()
-  if noise == "white":
-    schedule = schedules.make_schedule("white", 1000, "linear", shape)
-  else:
-    psd = spectra.power_law_grid(size, size, 2.0)
-    schedule = schedules.make_schedule("annealed", 1000, "linear", shape, data_psd=psd,
-                                       max_ratio=1e3)
-  schedule = jax.device_put(schedule, NamedSharding(mesh, P()))
-  cfg = train.OptimConfig(learning_rate=2e-4, warmup_steps=0, grad_clip=1.0)
-  tx, lr_fn = train.make_optimizer(cfg, 1000)
-  graphdef, state = train.init_train_state(model_cfg, shape, tx, 0, mesh)
-  step = train.make_train_step(graphdef, tx, lr_fn, mesh, objective="eps", ema_decay=0.9999)
-  images = np.random.default_rng(0).integers(0, 256, (batch,) + shape, dtype=np.uint8)
-  data = train.global_batch(images, mesh, batch)
-  holder = {"state": state}
-
-  def run():
-    holder["state"], metrics = step(holder["state"], data, schedule)
-    jax.block_until_ready(metrics)
-
-  return run, models.count_params(state.params)
+  """A zero-argument function running one jitted train step (blocking), and the
+  parameter count: ``benchmarks/train_steps.build_step``, as bench_gpu times it."""
+  import train_steps  # pylint: disable=import-outside-toplevel  (imports JAX: child only)
+  run, info = train_steps.build_step(MODELS[model], batch=batch, size=size, noise=noise)
+  return (lambda: run(1)), info["params"]
 
 
 def _torch_net(model: str, size: int, which: str):

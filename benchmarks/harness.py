@@ -14,6 +14,12 @@ per round the ratio to the first candidate (its median is what to quote)::
                               "torch": [sys.executable, "bench_x.py", "--worker=torch"]},
                              rounds=5)
     print(harness.markdown(result, "img_per_s"))
+
+Inside one process, for candidates that must share it (two compiled functions of the
+same framework, a white and a FANS step of one model), ``alternate`` times zero-argument
+functions in alternation after a warm-up and returns the same summary (median, minimum,
+maximum, and ratios to the first); every benchmark in ``benchmarks/`` times through one
+of the two.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -92,6 +98,61 @@ def _summary(values: Sequence[float]) -> dict[str, float]:
           "n": len(values)}
 
 
+def _ratios(values: Mapping[str, Mapping[str, Sequence[float]]], names: Sequence[str]
+            ) -> dict[str, dict[str, dict[str, float]]]:
+  """name -> figure -> summary of the per-round ratio to ``names[0]`` (same figure)."""
+  ratios: dict[str, dict[str, dict[str, float]]] = {}
+  ref = names[0]
+  for name in names[1:]:
+    for key, vals in values[name].items():
+      base = values[ref].get(key)
+      if base and len(base) == len(vals) and all(b != 0 for b in base):
+        ratios.setdefault(name, {})[key] = _summary([v / b for v, b in zip(vals, base)])
+  return ratios
+
+
+def alternate(fns: Mapping[str, Callable[[], Any]], repeats: int,
+              block: Callable[[Any], Any] = lambda out: out, warmup: int = 1
+              ) -> dict[str, Any]:
+  """Times zero-argument functions in one process, in alternation (A B, B A, ...).
+
+  Args:
+    fns: name -> function; the first is the reference of the ratios.
+    repeats: timed calls of each (>= 1), after ``warmup`` untimed calls of each
+      (compilation).
+    block: applied to each result before the clock stops (``jax.block_until_ready``
+      for asynchronously dispatched JAX work).
+  Returns:
+    ``{"machine", "repeats", "load" (1-minute load average before the timing), "values"
+    (name -> {"s": per-call seconds}), "summary" (name -> {"s": median/min/max/n}),
+    "ratios" (name -> {"s": per-repeat ratio to the first})}``; ``seconds(result)`` gives
+    name -> median seconds.
+  Raises:
+    ValueError: no functions or repeats < 1.
+  """
+  names = list(fns)
+  if not names or int(repeats) < 1:
+    raise ValueError(f"need at least one function and one repeat; got {names}, {repeats}.")
+  for _ in range(int(warmup)):
+    for fn in fns.values():
+      block(fn())
+  load = _load()
+  values: dict[str, dict[str, list[float]]] = {n: {"s": []} for n in names}
+  for r in range(int(repeats)):
+    for name in names[r % len(names):] + names[:r % len(names)]:
+      start = time.perf_counter()
+      block(fns[name]())
+      values[name]["s"].append(time.perf_counter() - start)
+  return {"machine": machine(), "repeats": int(repeats), "load": load, "values": values,
+          "summary": {n: {"s": _summary(v["s"])} for n, v in values.items()},
+          "ratios": _ratios(values, names)}
+
+
+def seconds(result: Mapping[str, Any]) -> dict[str, float]:
+  """name -> median seconds of an :func:`alternate` result."""
+  return {name: s["s"]["median"] for name, s in result["summary"].items()}
+
+
 def measure(candidates: Mapping[str, Sequence[str]], rounds: int = 5,
             env: Mapping[str, str] | None = None, timeout: float = 3600.0,
             candidate_env: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, Any]:
@@ -128,13 +189,7 @@ def measure(candidates: Mapping[str, Sequence[str]], rounds: int = 5,
         if isinstance(value, (int, float)):
           values[name].setdefault(key, []).append(float(value))
   summary = {n: {k: _summary(v) for k, v in figs.items()} for n, figs in values.items()}
-  ratios: dict[str, dict[str, dict[str, float]]] = {}
-  ref = names[0]
-  for name in names[1:]:
-    for key, vals in values[name].items():
-      base = values[ref].get(key)
-      if base and len(base) == len(vals) and all(b != 0 for b in base):
-        ratios.setdefault(name, {})[key] = _summary([v / b for v, b in zip(vals, base)])
+  ratios = _ratios(values, names)
   return {"machine": machine(), "rounds": int(rounds),
           "order": order, "load": load, "values": values, "summary": summary,
           "ratios": ratios, "wall_s": time.time() - start,

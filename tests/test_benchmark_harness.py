@@ -3,6 +3,7 @@
 import json
 import pathlib
 import sys
+import time
 
 import pytest
 
@@ -57,3 +58,27 @@ def test_record_names_no_machine_paths():
   script = str(pathlib.Path(harness.__file__).resolve())
   assert harness.portable([sys.executable, script, "--x=1"]) == [
       "python", "benchmarks/harness.py", "--x=1"]
+
+
+def test_alternate_in_process_medians_ratios_and_order():
+  calls = []
+
+  def make(name, cost):
+    def fn():
+      calls.append(name)
+      time.sleep(cost)
+      return name
+    return fn
+
+  blocked = []
+  result = harness.alternate({"fast": make("fast", 0.001), "slow": make("slow", 0.02)},
+                             repeats=4, block=blocked.append)
+  assert calls[:2] == ["fast", "slow"]  # the warm-up
+  assert calls[2:] == ["fast", "slow", "slow", "fast", "fast", "slow", "slow", "fast"]
+  assert len(blocked) == len(calls)  # every result was blocked on before the clock stopped
+  assert result["summary"]["slow"]["s"]["n"] == 4
+  secs = harness.seconds(result)
+  assert secs["slow"] >= 0.02 > secs["fast"]
+  assert result["ratios"]["slow"]["s"]["median"] > 2
+  with pytest.raises(ValueError):
+    harness.alternate({}, repeats=1)
