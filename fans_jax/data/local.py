@@ -37,6 +37,7 @@ from absl import logging
 from fans_jax.data import arrays
 from fans_jax.data import base
 from fans_jax.data import registry
+from fans_jax.utils import files
 
 DATA_ENV = "FANS_DATA_DIR"
 CHECKSUM_FILE = "SHA256SUMS"
@@ -60,12 +61,9 @@ def resolve_data_dir(data_dir: str = "") -> pathlib.Path:
   return repo_root().parent / "shared" / "data"
 
 
-def sha256(path: pathlib.Path, chunk: int = 1 << 20) -> str:
-  h = hashlib.sha256()
-  with open(path, "rb") as f:
-    for block in iter(lambda: f.read(chunk), b""):
-      h.update(block)
-  return h.hexdigest()
+def sha256(path: pathlib.Path) -> str:
+  """SHA-256 hex digest of a data file (checked against ``SHA256SUMS``)."""
+  return files.digest(path, "sha256")
 
 
 def read_checksums(data_dir: pathlib.Path) -> dict[str, str]:

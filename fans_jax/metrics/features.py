@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import os
 import pathlib
 from typing import Any, Callable
@@ -37,6 +36,7 @@ from absl import logging
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from fans_jax.utils import files
 from fans_jax.utils import images as image_utils
 
 # ----------------------------------------------------------------------------------
@@ -167,11 +167,8 @@ def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 def sha256(path: str | os.PathLike) -> str:
-  h = hashlib.sha256()
-  with open(path, "rb") as f:
-    for chunk in iter(lambda: f.read(1 << 20), b""):
-      h.update(chunk)
-  return h.hexdigest()
+  """SHA-256 hex digest of a file (weights, reference files)."""
+  return files.digest(path, "sha256")
 
 
 def shared_data_dir() -> pathlib.Path:

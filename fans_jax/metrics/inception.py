@@ -57,6 +57,7 @@ import numpy as np
 from flax import nnx
 
 from fans_jax.metrics import features as features_lib
+from fans_jax.utils import files
 
 WEIGHTS_ENV = "FANS_INCEPTION_WEIGHTS"
 WEIGHTS_FILE = "pt_inception-2015-12-05.npz"
@@ -361,11 +362,8 @@ def find_fid_helper_file() -> pathlib.Path | None:
 
 
 def sha1(path: str | os.PathLike) -> str:
-  h = hashlib.sha1()
-  with open(path, "rb") as f:
-    for chunk in iter(lambda: f.read(1 << 20), b""):
-      h.update(chunk)
-  return h.hexdigest()
+  """SHA-1 hex digest of a file (fid-helper publishes its archive's SHA-1)."""
+  return files.digest(path, "sha1")
 
 
 def _is_default_path(path: str) -> bool:
