@@ -11,6 +11,7 @@ Runtime on the 2 shared cores: ~2 minutes with a warm compilation cache, ~4 cold
 
 import json
 import math
+import os
 import pathlib
 import shutil
 import time
@@ -205,34 +206,67 @@ def test_published_constants_match_the_post_summary():
     assert abs(np.mean(errors[name]) - printed) <= 1e-3
 
 
-def test_sample_size_thresholds_are_the_measured_table():
-  # RANKING_SAMPLES must be what docs/evaluation/sample_size_pltb_gauss16.json says: the
-  # smallest N from which the gap of the two runs' means exceeds twice the larger std.
-  table = json.loads((pathlib.Path(__file__).parents[1] / "docs" / "evaluation"
-                      / "sample_size_pltb_gauss16.json").read_text())
+def _ranking_n(table: dict, key: str):
+  """The smallest N of ``table`` from which the gap of its two runs' means exceeds twice
+  the larger std over sampling seeds, at that N and every larger one; None: not
+  measured there (no values); inf: measured, but ranked them at no N."""
   runs = list(table["runs"].values())
-  for key, (_, threshold) in study.RANKING_SAMPLES.items():
-    ranks = []
-    for n in table["sizes"]:
-      vals = [np.asarray(r["values"][key][str(n)], float) for r in runs]
-      gap = abs(vals[0].mean() - vals[1].mean())
-      ranks.append(gap > 2 * max(v.std(ddof=1) for v in vals))
-    smallest = next(n for n, r in zip(table["sizes"], ranks) if r and all(
-        ranks[table["sizes"].index(n):]))
-    assert smallest == threshold, key
+  ranks = {}
+  for n in table["sizes"]:
+    vals = [np.asarray([v for v in r["values"].get(key, {}).get(str(n), []) if v is not None],
+                       float) for r in runs]
+    if any(len(v) < 2 for v in vals):
+      continue
+    ranks[n] = abs(vals[0].mean() - vals[1].mean()) > 2 * max(v.std(ddof=1) for v in vals)
+  sizes = sorted(ranks)
+  if not sizes:
+    return None
+  return next((n for i, n in enumerate(sizes) if all(ranks[m] for m in sizes[i:])), math.inf)
+
+
+def test_sample_size_thresholds_are_the_measured_tables():
+  # RANKING_SAMPLES must be what the sample-size JSON files say: per metric the largest,
+  # over the tables that measured it, of the smallest N from which it ranked their pair.
+  root = pathlib.Path(__file__).parents[1]
+  tables = {name: json.loads((root / path).read_text())
+            for name, path in study.RANKING_TABLES.items()}
+  for table in tables.values():
+    assert len(table["runs"]) == 2 and len(table["seeds"]) >= 3
+  for key, (_, threshold, source) in study.RANKING_SAMPLES.items():
+    found = {name: _ranking_n(t, key) for name, t in tables.items()}
+    measured = {name: n for name, n in found.items() if n is not None}
+    assert measured, key
+    assert threshold == max(measured.values()), (key, found)
+    assert found[source] == threshold, (key, found)
 
 
 def test_study_warns_below_the_sample_size_table(finished, caplog):
   assert study.sample_size_warnings(2100) == []
-  low = study.sample_size_warnings(256)
-  assert len(low) == 2 and "|slope error|" in low[0] and "band JSD" in low[1]
-  assert len(study.sample_size_warnings(72)) == 3  # the quick study's 72 < 128 (LSD)
+  low = study.sample_size_warnings(256)  # below 2048 (slope), 512 (JSD, LSD, FD), 2100 (FID)
+  assert [w.split(" by ")[1].split(" (")[0] for w in low] == [
+      "|slope error|", "band JSD", "LSD", "FID", "FD-ResNet20"]
+  assert len(study.sample_size_warnings(72)) == 6  # the quick study's 72 < 128 (KID)
   text = (finished["outdir"] / study.RESULTS_MD).read_text()
   assert "**Warning: too few samples to rank.**" in text and "72 samples per run" in text
   cfg = quick_study()
   with caplog.at_level("WARNING"):
     study.run_study(cfg, finished["outdir"])  # every run finished: only the warnings
-  assert sum("TOO FEW SAMPLES TO RANK" in r.getMessage() for r in caplog.records) == 3
+  # the quick study computes the spectral metrics and FD-ResNet20, not FID/KID (72 < 2049)
+  assert sum("TOO FEW SAMPLES TO RANK" in r.getMessage() for r in caplog.records) == 4
+
+
+def test_planned_metrics_follow_the_datasets_and_sample_count():
+  from fans_jax.metrics import inception  # pylint: disable=import-outside-toplevel
+  cfg = quick_study()
+  assert study.planned_metrics(cfg) == ("slope_abs_error", "band_jsd", "lsd", "fd_resnet20")
+  big = ml_collections.ConfigDict(cfg.to_dict())
+  big.evaluation.num_samples = 2100
+  weights = os.path.exists(inception.default_weights_path())  # select_metrics' own rule
+  assert study.planned_metrics(big)[4:] == (("fid", "kid") if weights else ())
+  big.dataset_names = "pltb"
+  assert "fd_resnet20" not in study.planned_metrics(big)
+  assert study.sample_size_warnings(256, study.planned_metrics(cfg))[-1].split(" by ")[1] \
+      .startswith("FD-ResNet20")
 
 
 def test_fid_and_kid_reach_the_table_and_the_paired_tests():

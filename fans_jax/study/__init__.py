@@ -43,11 +43,13 @@ from fans_jax.study import (aggregation, curves, figures, planning, published, r
                             runner, stats)
 from fans_jax.study.aggregation import aggregate
 from fans_jax.study.planning import (FAILED_FILE, FIGURES_DIR, METRICS_FILE, RECORD_FILE,
-                                     RANKING_SAMPLES, RESULTS_JSON, RESULTS_MD, RUNS_DIR,
+                                     RANKING_SAMPLES, RANKING_TABLES, RESULTS_JSON,
+                                     RESULTS_MD, RUNS_DIR,
                                      SAMPLE_SIZE_TABLE, SAMPLES_FILE, TABLE_METRICS, RunSpec,
                                      check_outdir, datasets_of, evaluation_options,
                                      num_reference, parse_names,
-                                     parse_seeds, plan, read_record, run_config, run_key,
+                                     parse_seeds, plan, planned_metrics, read_record,
+                                     run_config, run_key,
                                      sample_seed, sample_size_warnings, sampler_settings,
                                      select_metrics,
                                      spectral_settings, variants_of)
@@ -59,12 +61,13 @@ from fans_jax.study.stats import paired_t_test
 
 __all__ = [
     "FAILED_FILE", "FIGURES_DIR", "METRICS_FILE", "PUBLISHED", "PUBLISHED_SLOPE_MAE",
-    "PUBLISHED_SOURCE", "PUBLISHED_T_TEST", "RANKING_SAMPLES", "RECORD_FILE",
+    "PUBLISHED_SOURCE", "PUBLISHED_T_TEST", "RANKING_SAMPLES", "RANKING_TABLES", "RECORD_FILE",
     "RESULTS_JSON", "RESULTS_MD", "RUNS_DIR", "SAMPLE_SIZE_TABLE", "SAMPLES_FILE",
     "TABLE_METRICS", "RunSpec", "StudyInterrupted", "aggregate", "aggregation",
     "check_outdir", "curves", "datasets_of", "draw_samples", "evaluation_options",
     "execute_run", "figures", "main_table", "num_reference", "paired_t_test", "parse_names",
-    "parse_seeds", "plan", "planning", "published", "published_slope_errors", "read_record",
+    "parse_seeds", "plan", "planned_metrics", "planning", "published",
+    "published_slope_errors", "read_record",
     "report", "results_markdown", "run_config", "run_key", "run_study", "runner",
     "sample_seed", "sample_size_warnings", "sampler_settings", "select_metrics",
     "spectral_settings", "stats", "variants_of",

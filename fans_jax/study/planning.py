@@ -38,23 +38,54 @@ TABLE_METRICS = (("slope_gen", "slope", 3), ("band_jsd", "band JSD", 4),
 FRECHET_METRICS = (("fid", "FID", 1), ("kid", "KID", 4))
 
 # Samples per run from which one draw ranked two checkpoints apart (gap of the means >
-# twice the larger std over sampling seeds): docs/evaluation.md, "How many samples a
-# metric needs", measured by scripts/sample_size.py on the Gaussian PLTB field
-# (docs/evaluation/sample_size_pltb_gauss16.json; tests/test_study.py recomputes these
-# from it). FID, KID and FD-ResNet20 have no row yet. metric key -> (label, N).
-RANKING_SAMPLES = {"slope_abs_error": ("|slope error|", 2048), "band_jsd": ("band JSD", 512),
-                   "lsd": ("LSD", 128)}
+# twice the larger std over sampling seeds, at that N and every larger one measured):
+# docs/evaluation.md, "How many samples a metric needs", measured by
+# scripts/sample_size.py on two pairs of checkpoints, the Gaussian PLTB field and
+# CIFAR-10 (RANKING_TABLES). A metric measured on both takes the larger N;
+# tests/test_study.py recomputes every entry from the JSON files.
+# metric key -> (label, N, table).
+RANKING_TABLES = {"pltb_gauss16": "docs/evaluation/sample_size_pltb_gauss16.json",
+                  "cifar10": "docs/evaluation/sample_size_cifar10.json"}
+RANKING_SAMPLES = {"slope_abs_error": ("|slope error|", 2048, "pltb_gauss16"),
+                   "band_jsd": ("band JSD", 512, "pltb_gauss16"),
+                   "lsd": ("LSD", 512, "cifar10"),
+                   "fid": ("FID", 2100, "cifar10"),
+                   "kid": ("KID", 128, "cifar10"),
+                   "fd_resnet20": ("FD-ResNet20", 512, "cifar10")}
 SAMPLE_SIZE_TABLE = "docs/evaluation.md, 'How many samples a metric needs'"
 
 
-def sample_size_warnings(num_samples: int) -> list[str]:
+def sample_size_warnings(num_samples: int, metrics: Iterable[str] | None = None) -> list[str]:
   """One sentence per metric whose sample-size row says ``num_samples`` per run is too
-  few for a single draw to rank two models (:data:`RANKING_SAMPLES`); [] when none."""
+  few for a single draw to rank two models (:data:`RANKING_SAMPLES`); [] when none.
+  ``metrics``: the metric keys the study computes (:func:`planned_metrics`); None: all."""
+  keys = set(RANKING_SAMPLES) if metrics is None else set(metrics)
   return [f"{int(num_samples)} samples per run is below the {n} from which one draw ranked"
           f" two models by {label} ({SAMPLE_SIZE_TABLE}): differences in {label} smaller"
           " than its sampling spread mean nothing; rely on paired tests over seeds or raise"
           " evaluation.num_samples"
-          for label, n in RANKING_SAMPLES.values() if int(num_samples) < n]
+          for key, (label, n, _) in RANKING_SAMPLES.items()
+          if key in keys and int(num_samples) < n]
+
+
+def planned_metrics(study: ml_collections.ConfigDict) -> tuple[str, ...]:
+  """The :data:`RANKING_SAMPLES` keys the study computes: the spectral ones always,
+  FD-ResNet20 when a dataset is CIFAR-10, FID and KID when the Inception weights are
+  installed and ``evaluation.metrics`` names them, or is ``auto`` with enough samples
+  for a 2048-d Frechet distance (:func:`select_metrics`)."""
+  requested = str(study.evaluation.metrics)
+  keys = ["slope_abs_error", "band_jsd", "lsd"]
+  first = plan(study)[:1]
+  cifar = any(run_config(study, RunSpec(d, s.variant, s.seed)).data.name
+              in evaluation.CIFAR10_DATASETS for d in datasets_of(study) for s in first)
+  if cifar and (requested == "auto" or "fd_resnet20" in requested):
+    keys.append("fd_resnet20")
+  if os.path.exists(inception_lib.default_weights_path()):
+    enough = int(study.evaluation.num_samples) >= frechet.min_samples_for_frechet(
+        inception_lib.FEATURE_DIM)  # else select_metrics leaves FID and KID out
+    keys += [k for k in ("fid", "kid") if k in requested or (requested == "auto" and enough)]
+  return tuple(keys)
+
 
 @dataclasses.dataclass(frozen=True, order=True)
 class RunSpec:

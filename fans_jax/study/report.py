@@ -10,8 +10,8 @@ import ml_collections
 import numpy as np
 
 from fans_jax import evaluation
-from fans_jax.study.planning import (FRECHET_METRICS, TABLE_METRICS, RunSpec, read_record,
-                                     sample_size_warnings)
+from fans_jax.study.planning import (FRECHET_METRICS, TABLE_METRICS, RunSpec,
+                                     planned_metrics, read_record, sample_size_warnings)
 from fans_jax.study.published import PUBLISHED, PUBLISHED_SLOPE_MAE, PUBLISHED_SOURCE
 from fans_jax.study.stats import hms
 
@@ -222,7 +222,7 @@ def results_markdown(study, results: dict, record: dict, figures: dict,
             f"Reference images: {ref_counts}. KID: mean over subsets of its unbiased"
             " estimate. Cells as in the main table. The post's FID is at 1000 training"
             " steps of its own model with an unstated sample count: not like-for-like.", ""]
-  too_few = sample_size_warnings(int(ev.num_samples))
+  too_few = sample_size_warnings(int(ev.num_samples), planned_metrics(study))
   if too_few:
     out += ["**Warning: too few samples to rank.** " + "; ".join(too_few) + ".", ""]
   if notes:

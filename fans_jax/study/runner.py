@@ -25,7 +25,8 @@ from fans_jax.study.aggregation import aggregate
 from fans_jax.study.planning import (FAILED_FILE, METRICS_FILE, RECORD_FILE, SAMPLES_FILE,
                                      RunSpec, check_outdir, evaluation_options,
                                      num_reference, parse_seeds, plan, read_record,
-                                     run_config, run_key, sample_seed, sample_size_warnings,
+                                     planned_metrics, run_config, run_key, sample_seed,
+                                     sample_size_warnings,
                                      sampler_settings, select_metrics, write_json)
 from fans_jax.study.stats import hms
 from fans_jax.utils import host
@@ -195,7 +196,8 @@ def run_study(study: ml_collections.ConfigDict, outdir, argv: Sequence[str] | No
   outdir.mkdir(parents=True, exist_ok=True)
   specs = plan(study)
   check_outdir(study, outdir)
-  for warning in sample_size_warnings(int(study.evaluation.num_samples)):
+  for warning in sample_size_warnings(int(study.evaluation.num_samples),
+                                      planned_metrics(study)):
     logging.warning("TOO FEW SAMPLES TO RANK: %s.", warning)
   invocation = {"argv": list(argv) if argv is not None else list(sys.argv),
                 "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
