@@ -75,9 +75,8 @@ def planned_metrics(study: ml_collections.ConfigDict) -> tuple[str, ...]:
   for a 2048-d Frechet distance (:func:`select_metrics`)."""
   requested = str(study.evaluation.metrics)
   keys = ["slope_abs_error", "band_jsd", "lsd"]
-  first = plan(study)[:1]
-  cifar = any(run_config(study, RunSpec(d, s.variant, s.seed)).data.name
-              in evaluation.CIFAR10_DATASETS for d in datasets_of(study) for s in first)
+  cifar = any(study.datasets[d].data.name in evaluation.CIFAR10_DATASETS
+              for d in datasets_of(study))
   if cifar and (requested == "auto" or "fd_resnet20" in requested):
     keys.append("fd_resnet20")
   if os.path.exists(inception_lib.default_weights_path()):
