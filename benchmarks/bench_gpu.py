@@ -71,10 +71,6 @@ def peak_tflops(dtype: str, override: float | None) -> float | None:
   return None
 
 
-def _schedule(fans: bool, size: int, mesh):
-  return train_steps.schedule_for("fans" if fans else "white", size, mesh)
-
-
 def build_step(model: dict, dtype: str, batch: int, size: int, fans: bool, mesh=None):
   """``benchmarks/train_steps.build_step`` with XLA's cost analysis: ``(run, info)``;
   ``run(n)`` runs n steps and blocks; info: params, model FLOPs per step, compile s."""
@@ -136,7 +132,7 @@ def _three_steps(mesh, batch: int) -> tuple[list, list, list]:
   """init, final params and losses of three float32 steps of the tiny UNet."""
   shape = (16, 16, 3)
   model_cfg = ml_collections.ConfigDict(dict(name="unet", **TINY))
-  schedule = _schedule(True, 16, mesh)
+  schedule = train_steps.schedule_for("fans", 16, mesh)
   tx, lr_fn = train.make_optimizer(train.OptimConfig(learning_rate=1e-3, warmup_steps=0), 10)
   graphdef, state = train.init_train_state(model_cfg, shape, tx, 0, mesh)
   init = jax.tree.leaves(jax.device_get(state.params))
@@ -178,7 +174,7 @@ def section_sampling(args, model) -> dict:
   graphdef, params = models.init(model_cfg, shape, jax.random.key(0))
   mesh = sampling.local_mesh()
   params = jax.device_put(params, NamedSharding(mesh, P()))
-  schedule = _schedule(True, args.size, mesh)
+  schedule = train_steps.schedule_for("fans", args.size, mesh)
   fn = sampling.make_sample_fn(sampling.make_model_fn(graphdef), image_shape=shape,
                                batch_size=batch, sampler="ddim", num_steps=args.sample_steps,
                                eta=1.0, objective="eps", clip_x0=True, mesh=mesh)

@@ -13,8 +13,8 @@ emulated devices, ``benchmarks/torch_unet.py`` and diffusers' ``UNet2DModel``, N
 and channels_last) in its own process through ``benchmarks/harness.py``, alternating
 over ``--rounds`` rounds, and so does ``xla_flags`` (each XLA:CPU flag set on 2 devices,
 after a first run that leaves out a flag this jaxlib rejects); the ``noise`` section's
-white-vs-FANS pair (same framework, same compiled model) alternates inside one child. A child times ``--repeats`` steps
-after a warm-up and reports the median.
+white-vs-FANS pair (same framework, same compiled model) alternates inside one child. A
+child times ``--repeats`` steps after a warm-up and reports the median.
 
 What a "step" is, in every framework: draw t and the noise, noise the batch, forward,
 MSE loss, backward, clip the gradient norm at 1, Adam, EMA update. The PyTorch networks

@@ -261,7 +261,7 @@ def test_planned_metrics_follow_the_datasets_and_sample_count():
   assert study.planned_metrics(cfg) == ("slope_abs_error", "band_jsd", "lsd", "fd_resnet20")
   big = ml_collections.ConfigDict(cfg.to_dict())
   big.evaluation.num_samples = 2100
-  weights = os.path.exists(inception.default_weights_path())  # select_metrics' own rule
+  weights = os.path.exists(inception.default_weights_path())  # plan_metrics' own rule
   assert study.planned_metrics(big)[4:] == (("fid", "kid") if weights else ())
   big.dataset_names = "pltb"
   assert "fd_resnet20" not in study.planned_metrics(big)

@@ -69,21 +69,26 @@ def sample_size_warnings(num_samples: int, metrics: Iterable[str] | None = None)
 
 
 def planned_metrics(study: ml_collections.ConfigDict) -> tuple[str, ...]:
-  """The :data:`RANKING_SAMPLES` keys the study computes: the spectral ones always,
-  FD-ResNet20 when a dataset is CIFAR-10, FID and KID when the Inception weights are
-  installed and ``evaluation.metrics`` names them, or is ``auto`` with enough samples
-  for a 2048-d Frechet distance (:func:`select_metrics`)."""
-  requested = str(study.evaluation.metrics)
-  keys = ["slope_abs_error", "band_jsd", "lsd"]
-  cifar = any(study.datasets[d].data.name in evaluation.CIFAR10_DATASETS
-              for d in datasets_of(study))
-  if cifar and (requested == "auto" or "fd_resnet20" in requested):
-    keys.append("fd_resnet20")
-  if os.path.exists(inception_lib.default_weights_path()):
-    enough = int(study.evaluation.num_samples) >= frechet.min_samples_for_frechet(
-        inception_lib.FEATURE_DIM)  # else select_metrics leaves FID and KID out
-    keys += [k for k in ("fid", "kid") if k in requested or (requested == "auto" and enough)]
-  return tuple(keys)
+  """The :data:`RANKING_SAMPLES` keys the study computes on at least one dataset, as
+  ``evaluation.plan_metrics`` decides for each dataset's first run (with
+  :func:`select_metrics`); a dataset whose plan is an error (its runs fail and say why)
+  adds nothing."""
+  computed: set[str] = set()
+  variant, seed = variants_of(study)[0], parse_seeds(study.seeds)[0]
+  for dataset in datasets_of(study):
+    spec = RunSpec(dataset, variant, seed)
+    config = run_config(study, spec)
+    n_ref = num_reference(config, study)
+    options = evaluation_options(study, spec, n_ref, select_metrics(study, config, n_ref)[0])
+    shape = (int(config.data.image_size),) * 2 + (int(config.data.channels),)
+    try:
+      plan_ = evaluation.plan_metrics(config.data.name, shape, int(study.evaluation.num_samples),
+                                      n_ref, options)
+    except (ValueError, FileNotFoundError):
+      continue
+    computed.update(name for name, why in plan_.items() if why is None)
+  spectral = ("slope_abs_error", "band_jsd", "lsd") if "spectral" in computed else ()
+  return spectral + tuple(k for k in ("fd_resnet20", "fid", "kid") if k in computed)
 
 
 @dataclasses.dataclass(frozen=True, order=True)
