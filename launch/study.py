@@ -7,7 +7,9 @@ r"""Runs the FANS study (configs/study.py): train, sample, evaluate, one results
 Writes ``<outdir>/results.json``, ``results.md``, ``record.json``, ``figures/`` and
 one directory per run under ``runs/``. Rerunning the same command skips finished
 runs and resumes partly trained ones; ``--aggregate_only`` rewrites the results from
-the runs on disk without running anything. Budget overrides:
+the runs on disk without running anything; ``--import_results=OLD/results.json``
+continues a study whose run directories are gone from its committed results. Budget
+overrides:
 ``--config.run.train.num_train_steps=3000 --config.seeds=0,1,2``
 (see configs/study.py and docs/study_design.md).
 """
@@ -29,6 +31,12 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Study config file.",
 _OUTDIR = flags.DEFINE_string("outdir", None, "Where runs, results and figures go.")
 _AGGREGATE_ONLY = flags.DEFINE_bool("aggregate_only", False,
                                     "Only rewrite results and figures from the runs on disk.")
+_IMPORT = flags.DEFINE_multi_string(
+    "import_results", [],
+    "results.json of an earlier study directory whose run directories are gone (a study"
+    " split over sessions, its results committed): its finished runs with the same run"
+    " keys are counted as finished here (their samples are not, so figures leave them"
+    " out). Repeatable.")
 _CPU_DEVICES = flags.DEFINE_integer(
     "cpu_devices", -1,
     "Split the host CPU into N XLA devices (as launch/train.py; -1: the largest power of"
@@ -53,6 +61,9 @@ def main(argv):
   from fans_jax import study  # pylint: disable=import-outside-toplevel
   from fans_jax.utils import logs  # pylint: disable=import-outside-toplevel
   logs.quiet()
+  for path in _IMPORT.value:
+    names = study.import_runs(_CONFIG.value, _OUTDIR.value, path)
+    logging.info("imported %d run(s) from %s: %s", len(names), path, ", ".join(names) or "none")
   if _AGGREGATE_ONLY.value:
     study.aggregate(_CONFIG.value, _OUTDIR.value)
   else:

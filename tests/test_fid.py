@@ -17,8 +17,10 @@ import importlib.util
 import io
 import json
 import pathlib
+import os
 import pickle
 import struct
+import subprocess
 import sys
 import zipfile
 
@@ -296,3 +298,15 @@ def test_against_torch_directly(inception_weights, reference):
       np.asarray(reference[0][:2], np.float32)))
   # float32 round-off of grid_sample's sampling positions: a few ulps on 0..255 values.
   np.testing.assert_allclose(ours_resized, nv.permute(0, 2, 3, 1).numpy(), rtol=1e-5, atol=1e-3)
+
+
+def test_command_line_runs_without_a_double_import_warning(tmp_path):
+  """``python -m fans_jax.metrics.inception info`` (docs/fid.md) is run as __main__
+  only: the package does not import the module first (runpy's RuntimeWarning)."""
+  env = {**os.environ, inception.WEIGHTS_ENV: str(tmp_path / "none.npz")}
+  out = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-m",
+                        "fans_jax.metrics.inception", "info"], capture_output=True, text=True,
+                       env=env, check=False, timeout=300)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert "RuntimeWarning" not in out.stderr
+  assert "weights:" in out.stdout + out.stderr and "(missing)" in out.stdout + out.stderr

@@ -166,6 +166,39 @@ def test_changed_budget_is_refused_before_running(finished):
   assert len(json.loads(record.read_text())["invocations"]) == count  # nothing ran
 
 
+@pytest.mark.slow
+def test_study_continues_from_committed_results(finished, tmp_path):
+  """A study whose run directories are gone continues from its results.json: the
+  finished runs are imported (not rerun), the table is the same, figures leave them out,
+  and results of another budget are refused."""
+  committed = tmp_path / "committed"
+  committed.mkdir()
+  for name in (study.RESULTS_JSON, study.RECORD_FILE):
+    shutil.copy(finished["outdir"] / name, committed / name)
+  outdir = tmp_path / "continued"
+  other = ml_collections.ConfigDict(quick_study().to_dict())
+  other.run.train.num_train_steps = 30
+  with pytest.raises(ValueError, match="num_train_steps: 24 != 30"):
+    study.import_runs(other, outdir, committed / study.RESULTS_JSON)
+  assert not (outdir / study.RUNS_DIR).exists()  # nothing half-imported
+  names = study.import_runs(quick_study(), outdir, committed / study.RESULTS_JSON)
+  assert names == [f"cifar10/{v}/seed0" for v in REAL_VARIANTS]  # not the failed run
+  assert study.import_runs(quick_study(), outdir, committed / study.RESULTS_JSON) == []
+  study.check_outdir(quick_study(), outdir)  # the same keys as a run of this config
+  record = json.loads((study.RunSpec("cifar10", "white", 0).workdir(outdir)
+                       / study.METRICS_FILE).read_text())
+  assert record["timing"]["trained_steps"] == 24  # from the committed record.json
+  results = study.aggregate(quick_study(), outdir)
+  assert results["table"] == finished["results"]["table"]
+  assert results["paired_over_seeds"] == finished["results"]["paired_over_seeds"]
+  assert {r["variant"]: r["status"] for r in results["runs"]}["broken"] == "missing"
+  markdown = (outdir / study.RESULTS_MD).read_text()
+  assert "4 finished run(s) were imported" in markdown
+  figures = outdir / study.FIGURES_DIR
+  assert (figures / "cifar10_samples_data.png").exists()
+  assert not (figures / "cifar10_samples_white.png").exists()  # no samples on disk
+
+
 def test_configs_build_and_plan():
   default = study_config.get_config()
   specs = study.plan(default)

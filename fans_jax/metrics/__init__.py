@@ -11,13 +11,25 @@ layer above these; ``launch/evaluate.py``).
 Definitions, units and the Inception weights: ``docs/evaluation.md``.
 """
 
-from fans_jax.metrics import features, frechet, inception, reference, resnet20, spectral
+import importlib
+
+from fans_jax.metrics import features, frechet, reference, resnet20, spectral
 from fans_jax.metrics.features import (get_feature_network, images_to_float,
                                        images_to_uint8)
 from fans_jax.metrics.frechet import (FeatureStats, feature_statistics, frechet_distance,
                                       kernel_distance)
 from fans_jax.metrics.spectral import (SpectralSettings, spectral_metrics,
                                        spectral_summary)
+
+
+
+def __getattr__(name: str):
+  """``inception`` is imported on first use, so that ``python -m
+  fans_jax.metrics.inception`` (its command line) runs it as ``__main__`` only."""
+  if name == "inception":
+    return importlib.import_module("fans_jax.metrics.inception")
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "FeatureStats", "SpectralSettings", "feature_statistics", "features",

@@ -56,7 +56,8 @@ from fans_jax.study.planning import (FAILED_FILE, FIGURES_DIR, METRICS_FILE, REC
 from fans_jax.study.published import (PUBLISHED, PUBLISHED_SLOPE_MAE, PUBLISHED_SOURCE,
                                       PUBLISHED_T_TEST, published_slope_errors)
 from fans_jax.study.report import main_table, results_markdown
-from fans_jax.study.runner import StudyInterrupted, draw_samples, execute_run, run_study
+from fans_jax.study.runner import (StudyInterrupted, draw_samples, execute_run, import_runs,
+                                   run_study)
 from fans_jax.study.stats import paired_t_test
 
 __all__ = [
@@ -65,7 +66,7 @@ __all__ = [
     "RESULTS_JSON", "RESULTS_MD", "RUNS_DIR", "SAMPLE_SIZE_TABLE", "SAMPLES_FILE",
     "TABLE_METRICS", "RunSpec", "StudyInterrupted", "aggregate", "aggregation",
     "check_outdir", "curves", "datasets_of", "draw_samples", "evaluation_options",
-    "execute_run", "figures", "main_table", "num_reference", "paired_t_test", "parse_names",
+    "execute_run", "figures", "import_runs", "main_table", "num_reference", "paired_t_test", "parse_names",
     "parse_seeds", "plan", "planned_metrics", "planning", "published",
     "published_slope_errors", "read_record",
     "report", "results_markdown", "run_config", "run_key", "run_study", "runner",

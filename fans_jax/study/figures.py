@@ -28,7 +28,9 @@ def _load_samples(spec: RunSpec, outdir) -> np.ndarray | None:
 def write_figures(study, outdir: pathlib.Path, datasets, variants, seeds) -> dict[str, str]:
   """Per dataset: radially averaged PSDs of each variant's samples (pooled over seeds)
   against the data's (with ratio and band bars), the band-power bar plot, a grid of data
-  and of each variant's samples (first finished seed). Returns name -> PNG path."""
+  and of each variant's samples (first finished seed). Runs without ``samples.npz`` on
+  disk (imported ones, :func:`~fans_jax.study.runner.import_runs`) are left out of
+  every figure. Returns name -> PNG path."""
   from fans_jax import plotting  # pylint: disable=g-import-not-at-top
   figdir = outdir / FIGURES_DIR
   settings = spectral_settings(study)
@@ -51,7 +53,7 @@ def write_figures(study, outdir: pathlib.Path, datasets, variants, seeds) -> dic
         images = _load_samples(spec, outdir) if record and record["status"] == "done" else None
         if images is not None:
           pooled.append(images)
-          grids.setdefault(v, images)
+          grids.setdefault(v, (s, images))
       if pooled:
         summaries[v] = spectral_lib.spectral_summary(
             evaluation.quantize(np.concatenate(pooled)), settings)
@@ -68,9 +70,9 @@ def write_figures(study, outdir: pathlib.Path, datasets, variants, seeds) -> dic
     plotting.plot_sample_grid(source.get_batch(np.arange(min(n, len(source)))),
                               title=f"{d}: data", path=base)
     written[f"{d}: data"] = f"{base}.png"
-    for v, images in grids.items():
+    for v, (s, images) in grids.items():
       base = figdir / f"{d}_samples_{v}"
-      plotting.plot_sample_grid(images[:n], title=f"{d}: {v}", path=base)
+      plotting.plot_sample_grid(images[:n], title=f"{d}: {v}, seed {s}", path=base)
       written[f"{d}: samples {v}"] = f"{base}.png"
   results_path = outdir / RESULTS_JSON
   if results_path.exists():

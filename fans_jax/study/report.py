@@ -255,6 +255,17 @@ def results_markdown(study, results: dict, record: dict, figures: dict,
     out += [f"- `{RunSpec(r['dataset'], r['variant'], r['seed']).name}`: not run yet"
             for r in missing]
     out += [""]
+  imported = [r for r in done if (read_record(RunSpec(r["dataset"], r["variant"], r["seed"]),
+                                               outdir) or {}).get("imported_from")]
+  if imported:
+    sources = sorted({read_record(RunSpec(r["dataset"], r["variant"], r["seed"]), outdir)
+                      ["imported_from"] for r in imported})
+    out += [f"{len(imported)} finished run(s) were imported from an earlier study directory's"
+            f" results ({', '.join(f'`{s}`' for s in sources)}; same run keys, checked):"
+            + ", ".join(f" `{RunSpec(r['dataset'], r['variant'], r['seed']).name}`"
+                        for r in imported)
+            + ". Their metrics are in every table; their samples are not on disk, so the"
+            " figures show only the runs executed in this directory.", ""]
   if figures:
     out += ["## Figures", ""]
     for name, path in figures.items():

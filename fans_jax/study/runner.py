@@ -29,6 +29,7 @@ from fans_jax.study.planning import (FAILED_FILE, METRICS_FILE, RECORD_FILE, SAM
                                      sample_size_warnings,
                                      sampler_settings, select_metrics, write_json)
 from fans_jax.study.stats import hms
+from fans_jax.utils import config as config_utils
 from fans_jax.utils import host
 
 
@@ -243,6 +244,63 @@ def run_study(study: ml_collections.ConfigDict, outdir, argv: Sequence[str] | No
   if interrupted is not None:
     raise interrupted
   return results
+
+
+def import_runs(study: ml_collections.ConfigDict, outdir, results_path) -> list[str]:
+  """Continues a study from another study directory's ``results.json`` whose run
+  directories are gone (a study split over sessions or machines, its results
+  committed): writes ``metrics.json`` for each finished run there that belongs to this
+  plan and is not in ``outdir`` yet, so that :func:`run_study` skips it and
+  :func:`aggregate` counts it.
+
+  A run is imported only when its key (config, step count, evaluation settings),
+  rebuilt from the study config saved in ``results.json``, equals the current one, the
+  check :func:`check_outdir` makes. Its timing comes from the ``record.json`` beside
+  ``results.json`` (the last invocation that ran it), its record says
+  ``imported_from``. Its samples are not on disk, so the figures leave it out.
+
+  Returns:
+    The names of the imported runs.
+  Raises:
+    ValueError: a run of another config; or learning curves in the plan (a
+      ``results.json`` holds only their summary, not each run's curve).
+  """
+  outdir = pathlib.Path(outdir).absolute()
+  results_path = pathlib.Path(results_path)
+  results = json.loads(results_path.read_text())
+  saved_study = ml_collections.ConfigDict(results["study"])
+  if str(study.evaluation.curve_steps).strip():
+    raise ValueError(f"cannot import runs from {results_path}: the plan has learning curves"
+                     " (evaluation.curve_steps), and a results.json holds only their"
+                     " summary, not each run's curve.")
+  record_path = results_path.parent / RECORD_FILE
+  timings = {}
+  if record_path.exists():
+    for invocation in json.loads(record_path.read_text()).get("invocations", []):
+      for r in invocation.get("runs", []):
+        if r.get("status") == "done":
+          timings[r["run"]] = r.get("timing", {})
+  planned = {spec.name: spec for spec in plan(study)}
+  todo, problems = [], []
+  for entry in results.get("runs", []):
+    spec = RunSpec(entry["dataset"], entry["variant"], int(entry["seed"]))
+    if entry.get("status") != "done" or spec.name not in planned or read_record(spec, outdir):
+      continue
+    key = run_key(run_config(study, spec), study)
+    diffs = config_utils.diff(run_key(run_config(saved_study, spec), saved_study), key)
+    if diffs:
+      problems.append(f"{spec.name}: {'; '.join(diffs[:4])}{' ...' if len(diffs) > 4 else ''}")
+    todo.append((spec, key, entry["row"]))
+  if problems:
+    raise ValueError(f"{results_path} holds {len(problems)} run(s) of another study config"
+                     " (saved != now):\n  " + "\n  ".join(problems[:10])
+                     + "\nNothing was imported.")
+  for spec, key, row in todo:
+    write_json(spec.workdir(outdir) / METRICS_FILE,
+               {"status": "done", "run": spec.name, "key": key, "row": row,
+                "timing": timings.get(spec.name, {}), "imported_from": str(results_path)})
+    logging.info("%s: imported from %s", spec.name, results_path)
+  return [spec.name for spec, _, _ in todo]
 
 
 def _append_invocation(outdir: pathlib.Path, invocation: dict) -> None:
