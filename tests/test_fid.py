@@ -12,9 +12,7 @@ Runtime on 2 CPU cores: about 40-60 s, mostly one compilation of Inception and 1
 images at 299x299.
 """
 
-import hashlib
 import importlib.util
-import io
 import json
 import pathlib
 import os

@@ -262,8 +262,8 @@ def results_markdown(study, results: dict, record: dict, figures: dict,
                       ["imported_from"] for r in imported})
     out += [f"{len(imported)} finished run(s) were imported from an earlier study directory's"
             f" results ({', '.join(f'`{s}`' for s in sources)}; same run keys, checked):"
-            + ", ".join(f" `{RunSpec(r['dataset'], r['variant'], r['seed']).name}`"
-                        for r in imported)
+            + " " + ", ".join(f"`{RunSpec(r['dataset'], r['variant'], r['seed']).name}`"
+                              for r in imported)
             + ". Their metrics are in every table; their samples are not on disk, so the"
             " figures show only the runs executed in this directory.", ""]
   if figures:
