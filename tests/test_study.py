@@ -181,6 +181,10 @@ def test_study_continues_from_committed_results(finished, tmp_path):
   with pytest.raises(ValueError, match="num_train_steps: 24 != 30"):
     study.import_runs(other, outdir, committed / study.RESULTS_JSON)
   assert not (outdir / study.RUNS_DIR).exists()  # nothing half-imported
+  curves = ml_collections.ConfigDict(quick_study().to_dict())
+  curves.evaluation.curve_steps = "12,24"
+  with pytest.raises(ValueError, match="learning curves"):
+    study.import_runs(curves, outdir, committed / study.RESULTS_JSON)
   names = study.import_runs(quick_study(), outdir, committed / study.RESULTS_JSON)
   assert names == [f"cifar10/{v}/seed0" for v in REAL_VARIANTS]  # not the failed run
   assert study.import_runs(quick_study(), outdir, committed / study.RESULTS_JSON) == []

@@ -255,15 +255,17 @@ def results_markdown(study, results: dict, record: dict, figures: dict,
     out += [f"- `{RunSpec(r['dataset'], r['variant'], r['seed']).name}`: not run yet"
             for r in missing]
     out += [""]
-  imported = [r for r in done if (read_record(RunSpec(r["dataset"], r["variant"], r["seed"]),
-                                               outdir) or {}).get("imported_from")]
+  imported = {}  # run name -> the results.json it was imported from
+  for r in done:
+    spec = RunSpec(r["dataset"], r["variant"], r["seed"])
+    source = (read_record(spec, outdir) or {}).get("imported_from")
+    if source:
+      imported[spec.name] = source
   if imported:
-    sources = sorted({read_record(RunSpec(r["dataset"], r["variant"], r["seed"]), outdir)
-                      ["imported_from"] for r in imported})
+    sources = sorted(set(imported.values()))
     out += [f"{len(imported)} finished run(s) were imported from an earlier study directory's"
-            f" results ({', '.join(f'`{s}`' for s in sources)}; same run keys, checked):"
-            + " " + ", ".join(f"`{RunSpec(r['dataset'], r['variant'], r['seed']).name}`"
-                              for r in imported)
+            f" results ({', '.join(f'`{s}`' for s in sources)}; same run keys, checked): "
+            + ", ".join(f"`{name}`" for name in imported)
             + ". Their metrics are in every table; their samples are not on disk, so the"
             " figures show only the runs executed in this directory.", ""]
   if figures:
