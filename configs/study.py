@@ -48,9 +48,11 @@ _DATASETS = {
     "dtd": (dtd_ddpm, 32, "DTD (10 classes)", "Texture"),
     "galaxy": (galaxy_ddpm, 32, "Galaxy Zoo", "Multimodal Universe"),
     "cifar10": (cifar_ddpm, 32, "CIFAR-10 (local 10k)", "CIFAR-10"),
-    # Optional lower resolution for the synthetic sets (not in the default list).
+    # Optional lower resolution (not in the default list): 16x16 fits a 2-core CPU study.
     "pltb16": (pltb_ddpm, 16, "PLTB (alpha 1) 16x16", "PLTB"),
     "egm16": (egm_ddpm, 16, "EGM 16x16", "EGM"),
+    "dtd16": (dtd_ddpm, 16, "DTD (10 classes)", "Texture"),
+    "galaxy16": (galaxy_ddpm, 16, "Galaxy Zoo", "Multimodal Universe"),
     # Exactly Gaussian PLTB (no per-sample normalisation): the Bayes-optimal denoiser
     # of every schedule is known per frequency (the study's ground truth).
     "pltb_gauss16": (pltb_ddpm, 16, "PLTB Gaussian (alpha 1, no per-sample norm.) 16x16",

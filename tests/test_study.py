@@ -220,6 +220,19 @@ def test_configs_build_and_plan():
   assert study.run_config(gpu, study.plan(gpu)[0]).model.channels == 64
   with pytest.raises(ValueError, match="unknown study variant 'tiny'"):
     study_config.get_config("tiny")
+  for name, family in (("dtd16", "dtd_local"), ("galaxy16", "galaxy_zoo_local")):
+    cfg = study.run_config(default, study.RunSpec(name, "white", 0))
+    assert cfg.data.image_size == 16 and cfg.data.name == family
+
+
+def test_data_grid_spans_a_class_sorted_set():
+  from fans_jax.study import figures  # pylint: disable=g-import-not-at-top
+  shown = figures.spread_indices(10_000, 64)  # CIFAR-10 here: 1000 images per class, sorted
+  assert len(shown) == 64 and shown[0] == 0 and shown[-1] == 9_999
+  assert set(np.bincount(shown // 1000, minlength=10)) <= {6, 7}  # every class, evenly
+  np.testing.assert_array_equal(figures.spread_indices(5, 64), np.arange(5))
+  with pytest.raises(ValueError, match="n >= 1"):
+    figures.spread_indices(10, 0)
 
 
 def test_bad_names_and_seeds():

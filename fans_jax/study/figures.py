@@ -17,6 +17,17 @@ from fans_jax.study.planning import (FIGURES_DIR, RESULTS_JSON, SAMPLES_FILE, Ru
                                      run_config, spectral_settings)
 
 
+def spread_indices(num_images: int, n: int) -> np.ndarray:
+  """``min(n, num_images)`` distinct indices evenly spaced over ``[0, num_images)``.
+
+  The data grid shows these: the offline sets are sorted by class, so the first ``n``
+  images would show one class (64 CIFAR-10 airplanes).
+  """
+  if num_images < 1 or n < 1:
+    raise ValueError(f"need num_images >= 1 and n >= 1, got {num_images} and {n}.")
+  return np.unique(np.linspace(0, num_images - 1, min(n, num_images)).round().astype(np.int64))
+
+
 def _load_samples(spec: RunSpec, outdir) -> np.ndarray | None:
   """The run's saved samples, uint8 ``[N, H, W, C]`` (None: none saved)."""
   path = spec.workdir(outdir) / SAMPLES_FILE
@@ -67,8 +78,9 @@ def write_figures(study, outdir: pathlib.Path, datasets, variants, seeds) -> dic
     n = int(study.grid_size)
     source = data.get_source(ref_cfg)
     base = figdir / f"{d}_samples_data"
-    plotting.plot_sample_grid(source.get_batch(np.arange(min(n, len(source)))),
-                              title=f"{d}: data", path=base)
+    shown = spread_indices(len(source), n)
+    plotting.plot_sample_grid(source.get_batch(shown), title=f"{d}: data, {len(shown)} of"
+                              f" {len(source)} images, evenly spaced", path=base)
     written[f"{d}: data"] = f"{base}.png"
     for v, (s, images) in grids.items():
       base = figdir / f"{d}_samples_{v}"
