@@ -13,7 +13,11 @@ to warm up and times ``--repeats`` calls (median). Candidates:
   feeding the next (no diffusion maths): the floor.
 * ``forward x T (calls)``: T separate jitted forward calls (what a Python loop costs).
 * ``ddpm white`` / ``ddpm FANS``: :func:`fans_jax.sampling.make_sample_fn` as used by
-  ``sampling.generate`` (per-sample keys, ``shard_map`` over the devices).
+  ``sampling.generate`` (per-sample keys, ``shard_map`` over the devices), x0 not
+  clipped.
+* ``ddpm white clip`` / ``ddpm FANS clip``: the same with x0 clipped to [-1, 1] at
+  every step, as the study and ``launch/sample.py`` sample (a coloured schedule then
+  pays two more FFTs per step: x0 back to pixels and the clipped x0 forward again).
 * ``core sampler white``: :func:`fans_jax.samplers.sample` jitted directly (one key
   for the batch), to show what the per-sample keys cost.
 
@@ -30,7 +34,7 @@ import sys
 import time
 
 CANDIDATES = ("forward x T (scan)", "forward x T (calls)", "ddpm white", "ddpm FANS",
-              "core sampler white")
+              "ddpm white clip", "ddpm FANS clip", "core sampler white")
 
 
 def parse_args(argv=None):
@@ -94,6 +98,9 @@ def worker(args) -> dict:
   sample = sampling.make_sample_fn(model_fn, image_shape=shape, batch_size=batch,
                                    sampler="ddpm", num_steps=None, eta=0.0, objective="eps",
                                    clip_x0=False, mesh=mesh)
+  sample_clip = sampling.make_sample_fn(model_fn, image_shape=shape, batch_size=batch,
+                                        sampler="ddpm", num_steps=None, eta=0.0,
+                                        objective="eps", clip_x0=True, mesh=mesh)
   core = jax.jit(lambda p, s, k: samplers.sample(model_fn, p, k, schedule=s,
                                                  shape=(batch,) + shape, sampler="ddpm"))
   key = jax.random.key(2)
@@ -109,6 +116,8 @@ def worker(args) -> dict:
   jitted = {"forward x T (scan)": (forward_scan, (params, x)),
             "ddpm white": (sample, (params, white, key, jnp.int32(0))),
             "ddpm FANS": (sample, (params, fans, key, jnp.int32(0))),
+            "ddpm white clip": (sample_clip, (params, white, key, jnp.int32(0))),
+            "ddpm FANS clip": (sample_clip, (params, fans, key, jnp.int32(0))),
             "core sampler white": (core, (params, white, key))}
   if args.worker in jitted:
     fun, fun_args = jitted[args.worker]
