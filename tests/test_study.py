@@ -228,7 +228,7 @@ def test_configs_build_and_plan():
 def test_data_grid_spans_a_class_sorted_set():
   from fans_jax.study import figures  # pylint: disable=g-import-not-at-top
   shown = figures.spread_indices(10_000, 64)  # CIFAR-10 here: 1000 images per class, sorted
-  assert len(shown) == 64 and shown[0] == 0 and shown[-1] == 9_999
+  assert len(shown) == 64 and shown[0] == 0 and shown[-1] >= 9_000  # first and last class
   assert set(np.bincount(shown // 1000, minlength=10)) <= {6, 7}  # every class, evenly
   np.testing.assert_array_equal(figures.spread_indices(5, 64), np.arange(5))
   with pytest.raises(ValueError, match="n >= 1"):

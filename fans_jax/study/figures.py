@@ -9,6 +9,7 @@ import pathlib
 import numpy as np
 
 import fans_jax.data as data
+from fans_jax.data import base as data_base
 from fans_jax import evaluation, sample_files
 from fans_jax.metrics import spectral as spectral_lib
 from fans_jax.study import curves as study_curves
@@ -18,14 +19,11 @@ from fans_jax.study.planning import (FIGURES_DIR, RESULTS_JSON, SAMPLES_FILE, Ru
 
 
 def spread_indices(num_images: int, n: int) -> np.ndarray:
-  """``min(n, num_images)`` distinct indices evenly spaced over ``[0, num_images)``.
-
-  The data grid shows these: the offline sets are sorted by class, so the first ``n``
-  images would show one class (64 CIFAR-10 airplanes).
-  """
-  if num_images < 1 or n < 1:
-    raise ValueError(f"need num_images >= 1 and n >= 1, got {num_images} and {n}.")
-  return np.unique(np.linspace(0, num_images - 1, min(n, num_images)).round().astype(np.int64))
+  """The ``min(n, num_images)`` images of the data grid, :func:`fans_jax.data.base.spread_indices`
+  (the offline sets are sorted by class: the first 64 CIFAR-10 images are airplanes)."""
+  if n < 1:
+    raise ValueError(f"need n >= 1 images in the grid, got {n}.")
+  return data_base.spread_indices(num_images, min(n, num_images))
 
 
 def _load_samples(spec: RunSpec, outdir) -> np.ndarray | None:
