@@ -1,5 +1,6 @@
 """Train-step benchmarks: throughput, noise-shaping share, JAX against PyTorch and
-diffusers, host-device scaling, XLA:CPU flags and conv layouts.
+diffusers, host-device scaling (``devices``: 1-8 emulated devices at the study's batch,
+16x16 and 32x32, with CPU seconds per step), XLA:CPU flags and conv layouts.
 
     python benchmarks/bench_train.py            # everything (tens of minutes on 2 cores)
     python benchmarks/bench_train.py --quick    # tiny sizes, a smoke run
@@ -146,6 +147,13 @@ def _conv_layouts(batch: int, size: int, channels: int):
   return fns
 
 
+def _cpu_seconds() -> float:
+  """User + system CPU seconds of this process so far (all threads)."""
+  import resource  # pylint: disable=import-outside-toplevel  (POSIX only)
+  usage = resource.getrusage(resource.RUSAGE_SELF)
+  return usage.ru_utime + usage.ru_stime
+
+
 def child(args) -> dict:
   """Runs one measurement; returns a JSON-able dict."""
   out = {"devices": args.devices, "xla_flags": os.environ.get("XLA_FLAGS", "")}
@@ -160,8 +168,12 @@ def child(args) -> dict:
     else:
       run, out["params"], out["torch_version"], out["torch_threads"] = _torch_step(
           args.model, args.batch, args.size, args.channels_last, args.framework)
+    cpu_before = _cpu_seconds()
     sec = _median_alternating({"step": run}, args.repeats)["step"]
-    out.update(ms_per_step=sec * 1e3, img_per_s=args.batch / sec)
+    # CPU seconds (user + system, every thread) per step, warm-up call included: a
+    # candidate that only wins a larger share of a loaded machine shows no gain here.
+    cpu = (_cpu_seconds() - cpu_before) / (args.repeats + 1)
+    out.update(ms_per_step=sec * 1e3, img_per_s=args.batch / sec, cpu_ms_per_step=cpu * 1e3)
   elif args.child == "noise":
     white, out["params"] = _jax_step(args.model, "white", args.batch, args.size)
     fans, _ = _jax_step(args.model, "fans", args.batch, args.size)
@@ -302,6 +314,28 @@ def main(args) -> None:
         with open(path, "w") as f:
           json.dump(result, f, indent=1)
 
+  if "devices" in sections:  # emulated device count at the study's batch, 16x16 and 32x32
+    for model in model_list:
+      for side in ([size] if quick else [16, 32]):
+        candidates, envs = {}, {}
+        for devices in ([1, 2] if quick else [2, 1, 4, 8]):
+          if batches[model] % devices:
+            continue
+          name = f"JAX, {devices} device(s)"
+          candidates[name], envs[name] = child_command(
+              "framework", devices, framework="jax", model=model, batch=batches[model],
+              size=side, **rep)
+        result = harness.measure(candidates, rounds=args.rounds, candidate_env=envs)
+        print(f"## Emulated host devices, {model} UNet, batch {batches[model]}, {side}x{side},"
+              " white DDPM step (each count its own process, alternating rounds)\n")
+        print(harness.markdown(result, "img_per_s"))
+        print(harness.markdown(result, "cpu_ms_per_step"), "\n")
+        if args.output:
+          path = f"{args.output}_devices_{model}_{side}px.json"
+          os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+          with open(path, "w") as f:
+            json.dump(result, f, indent=1)
+
   if "xla_flags" in sections:  # each flag set its own process, 2 devices (the training default)
     variants = dict(list(XLA_VARIANTS.items())[:2]) if quick else XLA_VARIANTS
     devices = 1 if quick else 2
@@ -338,7 +372,7 @@ def main(args) -> None:
 def parse_args(argv=None):
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
   p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
-  p.add_argument("--sections", default="throughput,noise,frameworks,xla_flags,layout",
+  p.add_argument("--sections", default="throughput,noise,frameworks,devices,xla_flags,layout",
                  help="comma-separated: throughput, noise, frameworks (JAX, torch_unet and"
                  " diffusers' UNet2DModel, each in its own process via benchmarks/harness.py),"
                  " xla_flags, layout")

@@ -32,3 +32,7 @@ def test_bench_train_child_times_the_shared_step():
                             repeats=2, timeout=600)
   assert r["params"] == 280_755
   assert r["ms_per_step"] > 0 and r["img_per_s"] == pytest.approx(4e3 / r["ms_per_step"])
+  # CPU seconds per step (all threads; the `devices` section reports it beside the
+  # wall clock): positive, and at most the cores' worth of the wall clock plus the
+  # compile-free warm-up call's share, with a wide margin for timer granularity.
+  assert 0 < r["cpu_ms_per_step"] < 4 * (os.cpu_count() or 1) * r["ms_per_step"] + 50
