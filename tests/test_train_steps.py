@@ -36,3 +36,14 @@ def test_bench_train_child_times_the_shared_step():
   # wall clock): positive, and at most the cores' worth of the wall clock plus the
   # compile-free warm-up call's share, with a wide margin for timer granularity.
   assert 0 < r["cpu_ms_per_step"] < 4 * (os.cpu_count() or 1) * r["ms_per_step"] + 50
+
+
+def test_profile_step_sums_the_trace_by_op_kind():
+  import profile_step  # pylint: disable=import-outside-toplevel
+  import jax  # pylint: disable=import-outside-toplevel
+  out = profile_step.trace_section(batch=jax.device_count(), size=16, steps=2)
+  kinds = out["ms_per_step_by_kind"]
+  # The step's convolutions run as YNNPACK fusions or XLA convolutions: some kind must
+  # name them, and every time is a positive duration.
+  assert any(k.startswith(("ynn_fusion", "convolution")) for k in kinds), sorted(kinds)
+  assert all(v > 0 for v in kinds.values()) and out["wall_ms_per_step"] > 0
