@@ -13,6 +13,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import colour_stats  # noqa: E402  pylint: disable=wrong-import-position
 import sample_size  # noqa: E402  pylint: disable=wrong-import-position
+import sampler_check  # noqa: E402  pylint: disable=wrong-import-position
 
 from fans_jax import sample_files  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -102,3 +103,32 @@ def test_sample_size_resumes_only_the_same_table(tmp_path):
   assert sample_size._load_results(path, 100, [128])["runs"] == {"a": {}}  # pylint: disable=protected-access
   with pytest.raises(SystemExit, match="num_steps=100"):
     sample_size._load_results(path, 50, [128])  # pylint: disable=protected-access
+
+
+def _evaluate_rows(values):
+  """launch/evaluate.py's metrics.json rows: variant -> (slope error, JSD, LSD, corr)."""
+  return [{"run": "seed2", "workdir": f"studies/x/runs/x/{name}/seed2",
+           "spectral": {"slope_error": e, "band_jsd": j, "lsd": l, "band_corr": c}}
+          for name, (e, j, l, c) in values.items()]
+
+
+def test_sampler_check_orders_best_first_and_compares(tmp_path, capsys):
+  ref = {"white": (-0.3, 0.002, 0.26, 0.99), "blog": (0.1, 0.001, 0.17, 0.995),
+         "matched": (0.2, 0.004, 0.18, 0.999)}
+  cand = dict(ref, matched=(0.05, 0.004, 0.18, 0.98))  # better |slope error|, worse corr.
+  (tmp_path / "ref.json").write_text(json.dumps(_evaluate_rows(ref)))
+  (tmp_path / "cand.json").write_text(json.dumps(_evaluate_rows(cand)))
+  rows = {r["key"]: r for r in sampler_check.compare(
+      sampler_check._values(str(tmp_path / "ref.json")),  # pylint: disable=protected-access
+      sampler_check._values(str(tmp_path / "cand.json")))}  # pylint: disable=protected-access
+  # |slope error| uses the absolute value: white's -0.3 is the worst.
+  assert rows["slope_abs_error"]["reference"] == ["blog", "matched", "white"]
+  assert rows["slope_abs_error"]["candidate"] == ["matched", "blog", "white"]
+  assert not rows["slope_abs_error"]["same"]
+  assert rows["lsd"]["reference"] == ["blog", "matched", "white"] and rows["lsd"]["same"]
+  assert rows["band_corr"]["reference"][0] == "matched"  # higher is better
+  assert rows["band_corr"]["candidate"][0] == "blog" and not rows["band_corr"]["same"]
+  sampler_check.main([f"--reference={tmp_path / 'ref.json'}",
+                      f"--candidate={tmp_path / 'cand.json'}"])
+  out = capsys.readouterr().out
+  assert "| LSD | blog < matched < white | blog < matched < white | yes |" in out
