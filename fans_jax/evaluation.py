@@ -520,7 +520,7 @@ def _write_figures(evaluated: Sequence[RunEvaluation], out: pathlib.Path) -> dic
     written[f"spectra_{dataset}_{resolution}"] = str(base) + ".png"
   for i, e in enumerate(evaluated):
     row = e.row
-    base = out / f"samples_{i}_{row['run']}"
+    base = out / f"samples_{i}_{str(row['run']).replace('/', '_').replace(os.sep, '_')}"
     plotting.plot_sample_grid(e.samples[:64], ncols=8,
                               title=f"{row['run']}: {row['sampler']}, {row['steps']} steps",
                               path=base)
@@ -628,6 +628,22 @@ def evaluate_files(samples_path: str, reference_path: str, options: EvalOptions 
   return out
 
 
+def run_names(workdirs: Sequence[str]) -> list[str]:
+  """Distinct short names of workdirs: for each, the fewest trailing path components
+  that no other workdir shares (``runs/x/white/seed2`` and ``runs/x/blog/seed2`` ->
+  ``white/seed2`` and ``blog/seed2``; distinct last components stay as they are).
+  The same workdir given twice keeps its full path both times."""
+  parts = [pathlib.PurePath(os.path.normpath(w)).parts or (str(w),) for w in workdirs]
+  names = []
+  for i, p in enumerate(parts):
+    for k in range(1, len(p) + 1):
+      tail = p[-k:]
+      if all(tuple(q[-k:]) != tuple(tail) for j, q in enumerate(parts) if j != i):
+        break
+    names.append(str(pathlib.PurePath(*tail)))
+  return names
+
+
 def evaluate(workdirs: Sequence[str], samples: Sequence[str] = (),
              options: EvalOptions | None = None, output_dir: str | None = None,
              figures: bool = True) -> list[dict]:
@@ -654,9 +670,10 @@ def evaluate(workdirs: Sequence[str], samples: Sequence[str] = (),
       raise ValueError("several runs: pass --output_dir for the comparison table.")
     output_dir = os.path.join(workdirs[0], "eval")
   evaluated = []
-  for i, workdir in enumerate(workdirs):
+  for i, (workdir, name) in enumerate(zip(workdirs, run_names(workdirs))):
     logging.info("evaluating %s", workdir)
     evaluated.append(evaluate_run(workdir, samples[i] if samples else None, options))
+    evaluated[-1].row["run"] = name  # tables and figure legends tell the runs apart
   paths = write_report(evaluated, output_dir, figures)
   logging.info("wrote %s", paths)
   return [e.row for e in evaluated]
@@ -665,7 +682,7 @@ def evaluate(workdirs: Sequence[str], samples: Sequence[str] = (),
 __all__ = [
     "EvalOptions", "FILE_METRICS", "METRICS", "RunEvaluation", "RunInfo", "SampleSet",
     "evaluate",
-    "evaluate_files", "evaluate_run",
+    "evaluate_files", "evaluate_run", "run_names",
     "generate_samples", "load_run", "load_run_info", "load_samples", "markdown_table", "plan_metrics", "quantize",
     "sampling_settings", "schedule_description", "write_report",
 ]

@@ -20,7 +20,7 @@ import os
 import sys
 
 # (key, label, lower is better)
-METRICS = (("slope_abs_error", "|slope error|", True), ("band_jsd", "band JSD", True),
+METRICS = (("slope_abs_error", "\\|slope error\\|", True), ("band_jsd", "band JSD", True),
            ("lsd", "LSD", True), ("band_corr", "band corr.", False))
 
 

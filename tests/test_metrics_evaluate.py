@@ -251,3 +251,14 @@ def test_evaluate_files_embeds_a_reference_file_once(tmp_path, shared_data_dir, 
   sample_files.write_samples(tmp_path / "ref.npz", rng.integers(0, 256, (80, 32, 32, 3), np.uint8))
   evaluation.evaluate_files(str(tmp_path / "a.npz"), str(tmp_path / "ref.npz"), options)
   assert seen[-2:] == [70, 80]  # the new reference file is embedded
+
+
+def test_run_names_tell_workdirs_apart():
+  # The study's layout: every run directory is called seedN, under its variant.
+  assert evaluation.run_names(["s/runs/d/white/seed2", "s/runs/d/blog/seed2"]) == [
+      "white/seed2", "blog/seed2"]
+  assert evaluation.run_names(["a/white", "b/matched"]) == ["white", "matched"]
+  assert evaluation.run_names(["x/seed0", "x/seed0/"]) == ["x/seed0", "x/seed0"]
+  assert evaluation.run_names(["/r/white/seed2", "/q/white/seed2", "/r/blog/seed2"]) == [
+      "r/white/seed2", "q/white/seed2", "blog/seed2"]
+  assert evaluation.run_names(["/abs/run"]) == ["run"]
