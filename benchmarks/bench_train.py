@@ -375,6 +375,7 @@ def parse_args(argv=None):
   p.add_argument("--sections", default="throughput,noise,frameworks,devices,xla_flags,layout",
                  help="comma-separated: throughput, noise, frameworks (JAX, torch_unet and"
                  " diffusers' UNet2DModel, each in its own process via benchmarks/harness.py),"
+                 " devices (1-8 emulated devices at one batch, with CPU seconds per step),"
                  " xla_flags, layout")
   p.add_argument("--output", default=None,
                  help="path prefix: the frameworks section writes <output>_frameworks_<model>.json")
