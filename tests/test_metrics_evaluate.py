@@ -262,3 +262,23 @@ def test_run_names_tell_workdirs_apart():
   assert evaluation.run_names(["/r/white/seed2", "/q/white/seed2", "/r/blog/seed2"]) == [
       "r/white/seed2", "q/white/seed2", "blog/seed2"]
   assert evaluation.run_names(["/abs/run"]) == ["run"]
+
+
+def test_evaluate_names_runs_whose_workdirs_share_a_last_component(runs, tmp_path,
+                                                                    no_inception,
+                                                                    shared_data_dir):
+  # The study's layout (runs/<dataset>/<variant>/seedN): two workdirs called seed0.
+  for variant, noise in (("white", "white"), ("matched", "matched")):
+    (tmp_path / "runs" / variant).mkdir(parents=True)
+    (tmp_path / "runs" / variant / "seed0").symlink_to(runs[noise])
+  dirs = [str(tmp_path / "runs" / v / "seed0") for v in ("white", "matched")]
+  samples = _save_real_samples(tmp_path / "real.npz", shared_data_dir)
+  out = tmp_path / "report"
+  rows = evaluation.evaluate(dirs, [str(samples)] * 2, _options(tmp_path, metrics="spectral"),
+                             output_dir=str(out))
+  assert [r["run"] for r in rows] == ["white/seed0", "matched/seed0"]
+  table = (out / "metrics.md").read_text().splitlines()
+  assert table[2].startswith("| white/seed0 |") and table[3].startswith("| matched/seed0 |")
+  # Sample grids are files in the report directory, not in a white/ subdirectory.
+  assert (out / "samples_0_white_seed0.png").stat().st_size > 5000
+  assert (out / "samples_1_matched_seed0.png").stat().st_size > 5000
