@@ -12,6 +12,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import colour_stats  # noqa: E402  pylint: disable=wrong-import-position
+import joined_curves  # noqa: E402  pylint: disable=wrong-import-position
 import sample_size  # noqa: E402  pylint: disable=wrong-import-position
 import sampler_check  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -132,3 +133,40 @@ def test_sampler_check_orders_best_first_and_compares(tmp_path, capsys):
                       f"--candidate={tmp_path / 'cand.json'}"])
   out = capsys.readouterr().out
   assert "| LSD | blog < matched < white | blog < matched < white | yes |" in out
+
+
+def _curve_results(steps, means, stds, n=3) -> dict:
+  """A results.json with one dataset's curves: variant -> slope-error stats per step."""
+  return {"curves": {"d": {v: {"steps": steps, "metrics": {"slope_abs_error": [
+      {"mean": m, "std": sd, "n": n, "values": [m] * n} for m, sd in zip(means[v], stds[v])]}}
+      for v in means}}}
+
+
+def test_joined_curves_joins_and_tests_the_plateau(tmp_path, capsys):
+  short = _curve_results([125, 250, 500, 1000], {"white": [1.0, 0.6, 0.2, 0.07]},
+                         {"white": [0.05, 0.05, 0.02, 0.01]})
+  long = _curve_results([1000, 2000, 4000, 8000],
+                        {"white": [0.066, 0.03, 0.02, 0.015], "matched": [0.05, 0.03, 0.02, 0.0]},
+                        {"white": [0.01, 0.01, 0.008, 0.01], "matched": [0.0, 0.0, 0.0, 0.0]})
+  joined = joined_curves.curves.join_summaries([short["curves"]["d"], long["curves"]["d"]])
+  assert joined["white"]["steps"] == [125, 250, 500, 1000, 2000, 4000, 8000]
+  assert joined["white"]["sources"] == [0, 0, 0, 1, 1, 1, 1]  # the longer run's 1000 wins
+  assert joined["white"]["metrics"]["slope_abs_error"][3]["mean"] == 0.066
+  assert joined["matched"]["steps"] == [1000, 2000, 4000, 8000]
+  for name, obj in (("a.json", short), ("b.json", long)):
+    (tmp_path / name).write_text(json.dumps(obj))
+  joined_curves.main([f"--results={tmp_path / 'a.json'}", f"--results={tmp_path / 'b.json'}",
+                      "--dataset=d", f"--out={tmp_path / 'out' / 'joined'}"])
+  text = capsys.readouterr().out
+  assert (tmp_path / "out" / "joined.png").stat().st_size > 10_000
+  assert (tmp_path / "out" / "joined.md").read_text().strip() == text.strip()
+  # white: 4000 -> 8000 changed 0.005 < its seed std 0.01: plateaued; matched's zero
+  # spread can never show a plateau (the criterion needs a spread), and a missing step
+  # is a dash.
+  assert "| white | 1 ± 0.05 (3) |" in text
+  assert "yes: 4000->8000 changed 0.005, seed std 0.01" in text
+  assert "| matched | — | — | — | 0.05 ± 0 (3) |" in text
+  assert "no: 4000->8000 changed 0.02, seed std 0" in text
+  with pytest.raises(SystemExit, match="no learning curves for 'x'"):
+    joined_curves.main([f"--results={tmp_path / 'a.json'}", "--dataset=x",
+                        f"--out={tmp_path / 'y'}"])

@@ -23,6 +23,7 @@ import pytest
 from configs import study as study_config
 from fans_jax import study
 from fans_jax import evaluation
+from fans_jax import train
 from fans_jax.metrics import inception, spectral
 
 REAL_VARIANTS = ("white", "blog", "matched", "annealed")
@@ -216,6 +217,13 @@ def test_configs_build_and_plan():
   first = study.run_config(curves, study.plan(curves)[0])
   assert first.data.normalize == "dataset" and first.data.image_size == 16  # Gaussian PLTB
   assert first.optim.decay == "constant" and curves.datasets.pltb_gauss16.gaussian
+  # :plateau is :curves trained longer: the same run identity (its first 1000 steps are
+  # :curves' runs), 8000 steps, curve points doubling up to the last.
+  plateau = study_config.get_config("plateau")
+  longer = study.run_config(plateau, study.plan(plateau)[0])
+  assert train.run_identity(longer) == train.run_identity(first)
+  assert longer.train.num_train_steps == 8000
+  assert plateau.evaluation.curve_steps == "1000,2000,4000"
   gpu = study_config.get_config("gpu")
   assert study.run_config(gpu, study.plan(gpu)[0]).model.channels == 64
   with pytest.raises(ValueError, match="unknown study variant 'tiny'"):

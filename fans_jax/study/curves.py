@@ -213,6 +213,35 @@ def aggregate_curves(curves: dict) -> dict:
   return out
 
 
+def join_summaries(summaries: list[dict]) -> dict:
+  """Joins the curve summaries of studies that ran the same runs for longer (e.g.
+  ``:curves`` and ``:plateau``, whose rate is constant, so a longer run passes through
+  the shorter one's states) into one curve per variant.
+
+  Args:
+    summaries: ``[{variant: {"steps": [...], "metrics": {key: [stat per step]}}}]``
+      (one dataset of :func:`aggregate_curves` each), shortest budget first.
+  Returns:
+    The same layout; at a step present in several summaries the later one's point is
+    kept (its run went on from there), and ``"sources"`` gives each step's index into
+    ``summaries``.
+  """
+  out: dict = {}
+  for i, summary in enumerate(summaries):
+    for variant, entry in summary.items():
+      points = out.setdefault(variant, {})
+      for j, step in enumerate(entry["steps"]):
+        points[int(step)] = (i, {k: v[j] for k, v in entry["metrics"].items()})
+  joined = {}
+  for variant, points in out.items():
+    steps = sorted(points)
+    keys = sorted({k for _, m in points.values() for k in m})
+    joined[variant] = {
+        "steps": steps, "sources": [points[s][0] for s in steps],
+        "metrics": {k: [points[s][1].get(k) for s in steps] for k in keys}}
+  return joined
+
+
 def plateau_check(stats: list, steps: list) -> dict[str, Any] | None:
   """Issue criterion: the change between the last two points against the spread over
   seeds (the larger std of the two points). ``plateaued`` when smaller."""
@@ -224,8 +253,10 @@ def plateau_check(stats: list, steps: list) -> dict[str, Any] | None:
           "plateaued": bool(spread > 0 and change < spread)}
 
 
-def plot_curves(summary: dict, dataset: str, path) -> str:
-  """One panel per metric: mean over seeds vs training step (log2 axis), +- std band."""
+def plot_curves(summary: dict, dataset: str, path, log_y: bool = False,
+                title: str | None = None) -> str:
+  """One panel per metric: mean over seeds vs training step (log2 axis), +- std band;
+  ``log_y`` puts the metrics on a log axis too (curves over decades of steps)."""
   from fans_jax import plotting  # pylint: disable=import-outside-toplevel
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
   keys = [(k, label) for k, label in CURVE_METRICS
@@ -242,15 +273,20 @@ def plot_curves(summary: dict, dataset: str, path) -> str:
       mean = np.array([st["mean"] for st in stats if st])
       std = np.array([st["std"] or 0.0 for st in stats if st])
       line, = ax.plot(steps, mean, marker="o", ms=3, label=variant)
-      ax.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2)
+      lower = mean - std
+      if log_y:  # a band reaching zero or below has no place on a log axis: leave it open
+        lower = np.where(lower > 0, lower, np.nan)
+      ax.fill_between(steps, lower, mean + std, color=line.get_color(), alpha=0.2)
     ax.set_xscale("log", base=2)
+    if log_y:
+      ax.set_yscale("log")
     ax.set_xlabel("training step")
     ax.set_title(label, fontsize=10)
     ax.grid(alpha=0.3)
   for ax in list(axes.flat)[len(keys):]:
     ax.axis("off")
   axes.flat[0].legend(fontsize=8)
-  fig.suptitle(f"{dataset}: learning curves (mean ± std over seeds)", fontsize=11)
+  fig.suptitle(title or f"{dataset}: learning curves (mean ± std over seeds)", fontsize=11)
   fig.tight_layout()
   written = plotting.save_figure(fig, path, formats=("png",))
   plt.close(fig)
@@ -288,4 +324,4 @@ def plot_excess(summary: dict, dataset: str, path) -> str | None:
 
 __all__ = ["CURVE_METRICS", "aggregate_curves", "curve_settings", "data_variance",
            "evaluate_curve", "evaluate_point", "gaussian_ceiling", "held_images",
-           "parse_steps", "plateau_check", "plot_curves", "plot_excess"]
+           "join_summaries", "parse_steps", "plateau_check", "plot_curves", "plot_excess"]
