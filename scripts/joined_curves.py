@@ -38,16 +38,19 @@ def markdown(joined: dict, dataset: str, sources: list[str]) -> str:
   lines = [f"# {dataset}: learning curves joined from {len(sources)} studies", "",
            "Sources, in order (a later study's point replaces an earlier one's at the same"
            " step): " + ", ".join(f"[{i}] `{s}`" for i, s in enumerate(sources)) + ".",
-           "Cells: mean ± std over seeds (number of seeds); step headers name the source.", ""]
+           "Cells: mean ± std over seeds (number of seeds); a step header names the sources its"
+           " points come from.", ""]
   labels = dict(curves.CURVE_METRICS)
   keys = [k for k, _ in curves.CURVE_METRICS if any(k in e["metrics"] for e in joined.values())]
   for key in keys:
     steps = sorted({s for e in joined.values() if key in e["metrics"] for s in e["steps"]})
-    source = {}
+    source: dict = {}
     for e in joined.values():
-      source.update(zip(e["steps"], e["sources"]))
+      for step, i in zip(e["steps"], e["sources"]):
+        source.setdefault(step, set()).add(i)
+    header = " | ".join(f"{s} [{', '.join(map(str, sorted(source[s])))}]" for s in steps)
     lines += [f"## {labels[key]}", "",
-              "| variant | " + " | ".join(f"{s} [{source[s]}]" for s in steps) + " | plateau |",
+              f"| variant | {header} | plateau |",
               "|---|" + "---|" * (len(steps) + 1)]
     for variant, e in joined.items():
       if key not in e["metrics"]:
