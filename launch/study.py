@@ -35,8 +35,8 @@ _IMPORT = flags.DEFINE_multi_string(
     "import_results", [],
     "results.json of an earlier study directory whose run directories are gone (a study"
     " split over sessions, its results committed): its finished runs with the same run"
-    " keys are counted as finished here (their samples are not, so figures leave them"
-    " out). Repeatable.")
+    " keys are counted as finished here, with their learning curves (their samples are"
+    " not, so figures leave them out). Repeatable.")
 _CPU_DEVICES = flags.DEFINE_integer(
     "cpu_devices", -1,
     "Split the host CPU into N XLA devices (as launch/train.py; -1: the largest power of"

@@ -25,6 +25,7 @@ from fans_jax import study
 from fans_jax import evaluation
 from fans_jax import train
 from fans_jax.metrics import inception, spectral
+from fans_jax.study import curves as study_curves
 
 REAL_VARIANTS = ("white", "blog", "matched", "annealed")
 
@@ -184,7 +185,7 @@ def test_study_continues_from_committed_results(finished, tmp_path):
   assert not (outdir / study.RUNS_DIR).exists()  # nothing half-imported
   curves = ml_collections.ConfigDict(quick_study().to_dict())
   curves.evaluation.curve_steps = "12,24"
-  with pytest.raises(ValueError, match="learning curves"):
+  with pytest.raises(ValueError, match="curve_steps"):  # another evaluation plan
     study.import_runs(curves, outdir, committed / study.RESULTS_JSON)
   names = study.import_runs(quick_study(), outdir, committed / study.RESULTS_JSON)
   assert names == [f"cifar10/{v}/seed0" for v in REAL_VARIANTS]  # not the failed run
@@ -202,6 +203,43 @@ def test_study_continues_from_committed_results(finished, tmp_path):
   figures = outdir / study.FIGURES_DIR
   assert (figures / "cifar10_samples_data.png").exists()
   assert not (figures / "cifar10_samples_white.png").exists()  # no samples on disk
+
+
+def _fake_point(rng, step, with_excess):
+  point = {"step": step, "spectral": {k: float(rng.uniform()) for k in
+                                      ("slope_abs_error", "band_jsd", "lsd")},
+           "eps_loss": float(rng.uniform()), "excess_loss": float(rng.uniform()),
+           "fd_resnet20": None, "fid": None}
+  if with_excess:
+    optimal = rng.uniform(size=(3, 4))
+    excess = rng.normal(size=(3, 4))
+    point["excess"] = {"excess": excess.tolist(), "optimal": optimal.tolist(),
+                       "model": (excess + optimal).tolist(), "t_edges": [0, 3, 6, 10],
+                       "band_edges": [0.0, 0.1, 0.2, 0.3, 0.5]}
+  return point
+
+
+def test_curves_rebuilt_from_a_summary_reaggregate_to_it():
+  """A results.json that holds only the curve summary (a study continued from
+  committed results) gives back per-run curves whose aggregate is the same summary;
+  a metric some seed lacks is left out, not guessed."""
+  rng = np.random.default_rng(0)
+  steps = (10, 20, 40)
+  curves = {("d", v, s): [_fake_point(rng, step, step == steps[-1]) for step in steps]
+            for v in ("white", "matched") for s in (0, 1, 2)}
+  del curves[("d", "matched", 1)][1]["eps_loss"]  # seed 1 lacks one point's eps loss
+  summary = study_curves.aggregate_curves(curves)
+  results = {"runs": [{"dataset": d, "variant": v, "seed": s, "status": "done"}
+                      for (d, v, s) in curves], "curves": summary, "seeds": [0, 1, 2]}
+  rebuilt = study_curves.curves_from_summary(results)
+  assert set(rebuilt) == set(curves)
+  again = study_curves.aggregate_curves(rebuilt)
+  want = json.loads(json.dumps(summary))
+  want["d"]["matched"]["metrics"]["eps_loss"][1] = None  # n = 2 of 3: left out
+  assert json.loads(json.dumps(again)) == want
+  assert rebuilt[("d", "white", 2)][0]["spectral"]["lsd"] == curves[("d", "white", 2)][0][
+      "spectral"]["lsd"]
+  assert all(p["rebuilt"] for points in rebuilt.values() for p in points)
 
 
 def test_configs_build_and_plan():

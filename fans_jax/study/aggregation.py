@@ -54,6 +54,9 @@ def aggregate(study: ml_collections.ConfigDict, outdir) -> dict:
              "status": record["status"] if record else "missing"}
     if record and record["status"] == "done":
       entry["row"] = record["row"]
+      for key in ("curve", "ceiling"):  # per run, so that a continued study imports them
+        if key in record:
+          entry[key] = record[key]
     elif record:
       entry["error"] = record["error"]
       entry["phase"] = record["phase"]

@@ -213,6 +213,70 @@ def aggregate_curves(curves: dict) -> dict:
   return out
 
 
+def curves_from_summary(results: dict) -> dict:
+  """Each run's learning curve rebuilt from a ``results.json`` that holds only the
+  summary (:func:`aggregate_curves`), for a study continued from committed results.
+
+  A summary stat keeps its per-seed ``values`` in run order (the plan's seed order over
+  the variant's finished runs), so the scalar metrics of every point are exact; the
+  per-band, per-t excess matrix of the last point is not kept per run, so each rebuilt
+  run carries the mean over the summarised runs (re-aggregating gives the same mean).
+  A metric whose ``n`` is not the number of finished runs (a seed without it) is left
+  out rather than guessed.
+
+  Returns:
+    ``{(dataset, variant, seed): [points]}``, each point marked ``"rebuilt"``; only
+    for variants whose runs are all in the summary.
+  """
+  done = {}
+  for r in results.get("runs", []):
+    if r.get("status") == "done":
+      done.setdefault((r["dataset"], r["variant"]), []).append(int(r["seed"]))
+  out = {}
+  for d, by_variant in results.get("curves", {}).items():
+    for v, entry in by_variant.items():
+      seeds = done.get((d, v), [])
+      if not seeds:
+        continue
+      points = {s: [{"step": int(step), "spectral": {}, "rebuilt": True}
+                    for step in entry["steps"]] for s in seeds}
+      for key, stats in entry["metrics"].items():
+        for j, st in enumerate(stats):
+          if st is None or st["n"] != len(seeds):
+            continue
+          for s, value in zip(seeds, st["values"]):
+            p = points[s][j]
+            if key in ("eps_loss", "excess_loss", "fd_resnet20", "fid"):
+              p[key] = value  # top-level keys of a point (_point_value)
+            else:
+              p["spectral"][key] = value
+      final = entry.get("excess_final")
+      for s in seeds:
+        if final is not None:
+          mean = np.asarray(final["mean"], np.float64)
+          points[s][-1]["excess"] = {"excess": final["mean"], "optimal": final["optimal"],
+                                     "model": (mean + np.asarray(final["optimal"])).tolist(),
+                                     "t_edges": final["t_edges"],
+                                     "band_edges": final["band_edges"]}
+        out[(d, v, s)] = points[s]
+  return out
+
+
+def ceilings_from_summary(results: dict) -> dict:
+  """Each ceiling of a ``results.json`` (computed once per variant, by the run of the
+  study's first seed) as that run's record: ``{(dataset, variant, seed): ceiling}``."""
+  seeds = results.get("seeds") or []
+  out = {}
+  for d, by_variant in results.get("ceiling", {}).items():
+    for v, by_name in by_variant.items():
+      if not seeds or any(st is None or st["n"] != 1 for c in by_name.values()
+                          for st in c.values()):
+        continue
+      out[(d, v, int(seeds[0]))] = {name: {k: st["values"][0] for k, st in c.items()}
+                                    for name, c in by_name.items()}
+  return out
+
+
 def join_summaries(summaries: list[dict]) -> dict:
   """Joins the curve summaries of studies that ran the same runs for longer (e.g.
   ``:curves`` and ``:plateau``, whose rate is constant, so a longer run passes through

@@ -261,18 +261,23 @@ def import_runs(study: ml_collections.ConfigDict, outdir, results_path) -> list[
 
   Returns:
     The names of the imported runs.
+  With learning curves in the plan, each run's curve (and Gaussian ceiling) comes from
+  its entry in ``runs`` (written since curves were kept per run) or, for an older
+  ``results.json`` that holds only the summary, is rebuilt from the summary's per-seed
+  values (:func:`fans_jax.study.curves.curves_from_summary`: exact scalar metrics, the
+  final excess matrix as the mean over the imported seeds).
+
   Raises:
-    ValueError: a run of another config; or learning curves in the plan (a
-      ``results.json`` holds only their summary, not each run's curve).
+    ValueError: a run of another config, or one without a learning curve when the
+      plan has curves (nothing is imported then).
   """
   outdir = pathlib.Path(outdir).absolute()
   results_path = pathlib.Path(results_path)
   results = json.loads(results_path.read_text())
   saved_study = ml_collections.ConfigDict(results["study"])
-  if str(study.evaluation.curve_steps).strip():
-    raise ValueError(f"cannot import runs from {results_path}: the plan has learning curves"
-                     " (evaluation.curve_steps), and a results.json holds only their"
-                     " summary, not each run's curve.")
+  with_curves = bool(str(study.evaluation.curve_steps).strip())
+  rebuilt = study_curves.curves_from_summary(results) if with_curves else {}
+  ceilings = study_curves.ceilings_from_summary(results) if with_curves else {}
   record_path = results_path.parent / RECORD_FILE
   timings = {}
   if record_path.exists():
@@ -290,17 +295,29 @@ def import_runs(study: ml_collections.ConfigDict, outdir, results_path) -> list[
     diffs = config_utils.diff(run_key(run_config(saved_study, spec), saved_study), key)
     if diffs:
       problems.append(f"{spec.name}: {'; '.join(diffs[:4])}{' ...' if len(diffs) > 4 else ''}")
-    todo.append((spec, key, entry["row"]))
+    extra = {}
+    if with_curves:
+      run_id = (spec.dataset, spec.variant, spec.seed)
+      curve = entry.get("curve", rebuilt.get(run_id))
+      if curve is None:
+        problems.append(f"{spec.name}: no learning curve in {results_path.name}")
+      else:
+        extra["curve"] = curve
+      ceiling = entry.get("ceiling", ceilings.get(run_id))
+      if ceiling is not None:
+        extra["ceiling"] = ceiling
+    todo.append((spec, key, entry["row"], extra))
   if problems:
     raise ValueError(f"{results_path} holds {len(problems)} run(s) of another study config"
                      " (saved != now):\n  " + "\n  ".join(problems[:10])
                      + "\nNothing was imported.")
-  for spec, key, row in todo:
+  for spec, key, row, extra in todo:
     write_json(spec.workdir(outdir) / METRICS_FILE,
                {"status": "done", "run": spec.name, "key": key, "row": row,
-                "timing": timings.get(spec.name, {}), "imported_from": str(results_path)})
+                "timing": timings.get(spec.name, {}), "imported_from": str(results_path),
+                **extra})
     logging.info("%s: imported from %s", spec.name, results_path)
-  return [spec.name for spec, _, _ in todo]
+  return [spec.name for spec, _, _, _ in todo]
 
 
 def _append_invocation(outdir: pathlib.Path, invocation: dict) -> None:
