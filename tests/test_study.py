@@ -187,6 +187,12 @@ def test_study_continues_from_committed_results(finished, tmp_path):
   curves.evaluation.curve_steps = "12,24"
   with pytest.raises(ValueError, match="curve_steps"):  # another evaluation plan
     study.import_runs(curves, outdir, committed / study.RESULTS_JSON)
+  saved = json.loads((committed / study.RESULTS_JSON).read_text())
+  saved["study"]["evaluation"]["curve_steps"] = "12,24"  # same plan, but no curves kept
+  (tmp_path / "no_curves.json").write_text(json.dumps(saved))
+  with pytest.raises(ValueError, match="no learning curve for 4 run"):
+    study.import_runs(curves, outdir, tmp_path / "no_curves.json")
+  assert not (outdir / study.RUNS_DIR).exists()
   names = study.import_runs(quick_study(), outdir, committed / study.RESULTS_JSON)
   assert names == [f"cifar10/{v}/seed0" for v in REAL_VARIANTS]  # not the failed run
   assert study.import_runs(quick_study(), outdir, committed / study.RESULTS_JSON) == []

@@ -259,14 +259,14 @@ def import_runs(study: ml_collections.ConfigDict, outdir, results_path) -> list[
   ``results.json`` (the last invocation that ran it), its record says
   ``imported_from``. Its samples are not on disk, so the figures leave it out.
 
-  Returns:
-    The names of the imported runs.
   With learning curves in the plan, each run's curve (and Gaussian ceiling) comes from
   its entry in ``runs`` (written since curves were kept per run) or, for an older
   ``results.json`` that holds only the summary, is rebuilt from the summary's per-seed
   values (:func:`fans_jax.study.curves.curves_from_summary`: exact scalar metrics, the
   final excess matrix as the mean over the imported seeds).
 
+  Returns:
+    The names of the imported runs.
   Raises:
     ValueError: a run of another config, or one without a learning curve when the
       plan has curves (nothing is imported then).
@@ -286,7 +286,7 @@ def import_runs(study: ml_collections.ConfigDict, outdir, results_path) -> list[
         if r.get("status") == "done":
           timings[r["run"]] = r.get("timing", {})
   planned = {spec.name: spec for spec in plan(study)}
-  todo, problems = [], []
+  todo, problems, no_curve = [], [], []
   for entry in results.get("runs", []):
     spec = RunSpec(entry["dataset"], entry["variant"], int(entry["seed"]))
     if entry.get("status") != "done" or spec.name not in planned or read_record(spec, outdir):
@@ -300,7 +300,7 @@ def import_runs(study: ml_collections.ConfigDict, outdir, results_path) -> list[
       run_id = (spec.dataset, spec.variant, spec.seed)
       curve = entry.get("curve", rebuilt.get(run_id))
       if curve is None:
-        problems.append(f"{spec.name}: no learning curve in {results_path.name}")
+        no_curve.append(spec.name)
       else:
         extra["curve"] = curve
       ceiling = entry.get("ceiling", ceilings.get(run_id))
@@ -311,6 +311,11 @@ def import_runs(study: ml_collections.ConfigDict, outdir, results_path) -> list[
     raise ValueError(f"{results_path} holds {len(problems)} run(s) of another study config"
                      " (saved != now):\n  " + "\n  ".join(problems[:10])
                      + "\nNothing was imported.")
+  if no_curve:
+    raise ValueError(f"{results_path} holds no learning curve for {len(no_curve)} run(s)"
+                     f" ({', '.join(no_curve[:5])}{' ...' if len(no_curve) > 5 else ''}),"
+                     " and this plan has curves (evaluation.curve_steps). Nothing was"
+                     " imported.")
   for spec, key, row, extra in todo:
     write_json(spec.workdir(outdir) / METRICS_FILE,
                {"status": "done", "run": spec.name, "key": key, "row": row,
