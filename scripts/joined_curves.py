@@ -57,9 +57,15 @@ def markdown(joined: dict, dataset: str, sources: list[str]) -> str:
         continue
       by_step = dict(zip(e["steps"], e["metrics"][key]))
       check = curves.plateau_check(e["metrics"][key], e["steps"])
-      verdict = "—" if check is None else (
-          f"{'yes' if check['plateaued'] else 'no'}: {check['from_step']}->{check['to_step']}"
-          f" changed {check['change']:.3g}, seed std {check['seed_std']:.3g}")
+      if check is None:
+        verdict = "—"
+      elif check["plateaued"] is None:
+        verdict = (f"n/a (one seed): {check['from_step']}->{check['to_step']}"
+                   f" changed {check['change']:.3g}")
+      else:
+        verdict = (f"{'yes' if check['plateaued'] else 'no'}: {check['from_step']}->"
+                   f"{check['to_step']} changed {check['change']:.3g}, seed std"
+                   f" {check['seed_std']:.3g}")
       lines.append(f"| {variant} | " + " | ".join(_cell(by_step.get(s)) for s in steps)
                    + f" | {verdict} |")
     lines.append("")

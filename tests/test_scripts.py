@@ -136,9 +136,11 @@ def test_sampler_check_orders_best_first_and_compares(tmp_path, capsys):
 
 
 def _curve_results(steps, means, stds, n=3) -> dict:
-  """A results.json with one dataset's curves: variant -> slope-error stats per step."""
+  """A results.json with one dataset's curves: variant -> slope-error stats per step
+  (a std of None: one seed)."""
   return {"curves": {"d": {v: {"steps": steps, "metrics": {"slope_abs_error": [
-      {"mean": m, "std": sd, "n": n, "values": [m] * n} for m, sd in zip(means[v], stds[v])]}}
+      {"mean": m, "std": sd, "n": 1 if sd is None else n, "values": [m] * (1 if sd is None else n)}
+      for m, sd in zip(means[v], stds[v])]}}
       for v in means}}}
 
 
@@ -146,8 +148,10 @@ def test_joined_curves_joins_and_tests_the_plateau(tmp_path, capsys):
   short = _curve_results([125, 250, 500, 1000], {"white": [1.0, 0.6, 0.2, 0.07]},
                          {"white": [0.05, 0.05, 0.02, 0.01]})
   long = _curve_results([1000, 2000, 4000, 8000],
-                        {"white": [0.066, 0.03, 0.02, 0.015], "matched": [0.05, 0.03, 0.02, 0.0]},
-                        {"white": [0.01, 0.01, 0.008, 0.01], "matched": [0.0, 0.0, 0.0, 0.0]})
+                        {"white": [0.066, 0.03, 0.02, 0.015], "matched": [0.05, 0.03, 0.02, 0.0],
+                         "blog": [0.2, 0.1, 0.08, 0.06]},
+                        {"white": [0.01, 0.01, 0.008, 0.01], "matched": [0.0, 0.0, 0.0, 0.0],
+                         "blog": [None] * 4})
   joined = joined_curves.curves.join_summaries([short["curves"]["d"], long["curves"]["d"]])
   assert joined["white"]["steps"] == [125, 250, 500, 1000, 2000, 4000, 8000]
   assert joined["white"]["sources"] == [0, 0, 0, 1, 1, 1, 1]  # the longer run's 1000 wins
@@ -167,6 +171,8 @@ def test_joined_curves_joins_and_tests_the_plateau(tmp_path, capsys):
   assert "yes: 4000->8000 changed 0.005, seed std 0.01" in text
   assert "| matched | — | — | — | 0.05 ± 0 (3) |" in text
   assert "no: 4000->8000 changed 0.02, seed std 0" in text
+  assert "| blog | — | — | — | 0.2 (1) |" in text  # one seed: no std, and no verdict
+  assert "n/a (one seed): 4000->8000 changed 0.02 |" in text
   with pytest.raises(SystemExit, match="no learning curves for 'x'"):
     joined_curves.main([f"--results={tmp_path / 'a.json'}", "--dataset=x",
                         f"--out={tmp_path / 'y'}"])

@@ -308,10 +308,14 @@ def join_summaries(summaries: list[dict]) -> dict:
 
 def plateau_check(stats: list, steps: list) -> dict[str, Any] | None:
   """Issue criterion: the change between the last two points against the spread over
-  seeds (the larger std of the two points). ``plateaued`` when smaller."""
+  seeds (the larger std of the two points). ``plateaued`` when smaller; None (and
+  ``seed_std`` None) for a single seed, which has no spread to test against."""
   if len(stats) < 2 or stats[-1] is None or stats[-2] is None:
     return None
   change = abs(stats[-1]["mean"] - stats[-2]["mean"])
+  if all(s["std"] is None for s in stats[-2:]):  # one seed: no spread to test against
+    return {"from_step": steps[-2], "to_step": steps[-1], "change": change,
+            "seed_std": None, "plateaued": None}
   spread = max(s["std"] or 0.0 for s in stats[-2:])
   return {"from_step": steps[-2], "to_step": steps[-1], "change": change, "seed_std": spread,
           "plateaued": bool(spread > 0 and change < spread)}

@@ -316,8 +316,10 @@ def _curves_markdown(study, results: dict, figures: dict, outdir: pathlib.Path) 
     for v, checks in results["plateau"][d].items():
       for key, c in checks.items():
         if c:
+          one_seed = c["plateaued"] is None
           out.append(f"| {v} | {key} | {c['from_step']} -> {c['to_step']} |"
-                     f" {c['change']:.4g} | {c['seed_std']:.4g} | {'yes' if c['plateaued'] else 'no'} |")
+                     f" {c['change']:.4g} | {'one seed' if one_seed else format(c['seed_std'], '.4g')}"
+                     f" | {'n/a' if one_seed else ('yes' if c['plateaued'] else 'no')} |")
     out.append("")
     excess = [(v, e["excess_final"]) for v, e in by_v.items() if "excess_final" in e]
     if excess:
