@@ -246,6 +246,11 @@ def test_curves_rebuilt_from_a_summary_reaggregate_to_it():
   assert rebuilt[("d", "white", 2)][0]["spectral"]["lsd"] == curves[("d", "white", 2)][0][
       "spectral"]["lsd"]
   assert all(p["rebuilt"] for points in rebuilt.values() for p in points)
+  # The ceiling (computed by the first seed's run only) goes back to that run.
+  results["ceiling"] = {"d": {"white": {"main": {"lsd": {"mean": 0.01, "std": None, "n": 1,
+                                                         "values": [0.01]}}}}}
+  assert study_curves.ceilings_from_summary(results) == {("d", "white", 0):
+                                                         {"main": {"lsd": 0.01}}}
 
 
 def test_configs_build_and_plan():

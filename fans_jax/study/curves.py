@@ -251,13 +251,13 @@ def curves_from_summary(results: dict) -> dict:
             else:
               p["spectral"][key] = value
       final = entry.get("excess_final")
+      excess = None if final is None else {
+          "excess": final["mean"], "optimal": final["optimal"],
+          "model": (np.asarray(final["mean"]) + np.asarray(final["optimal"])).tolist(),
+          "t_edges": final["t_edges"], "band_edges": final["band_edges"]}
       for s in seeds:
-        if final is not None:
-          mean = np.asarray(final["mean"], np.float64)
-          points[s][-1]["excess"] = {"excess": final["mean"], "optimal": final["optimal"],
-                                     "model": (mean + np.asarray(final["optimal"])).tolist(),
-                                     "t_edges": final["t_edges"],
-                                     "band_edges": final["band_edges"]}
+        if excess is not None:
+          points[s][-1]["excess"] = excess
         out[(d, v, s)] = points[s]
   return out
 
