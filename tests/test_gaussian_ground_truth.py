@@ -49,3 +49,48 @@ def test_excess_loss_of_the_optimum_is_zero():
     std = schedules.make_schedule("blog", 100, "linear", (H, W, 1), data_psd=PSD,
                                   standardize=True)
     gaussian.optimal_eps_mse(std, VAR, [0])
+
+
+def test_direct_excess_has_the_known_answer():
+  # eps_hat = (1 + d) eps_opt: its excess is d^2 E|eps_opt_k|^2 = d^2 (1 - MMSE_k(t))
+  # exactly (E|Y_k|^2 = a^2 v + sigma^2), so each estimator can be checked against it.
+  d = 0.3
+  sched = schedules.make_schedule("annealed", 200, "linear", (H, W, 1), data_psd=PSD)
+  n = 256
+  x0 = noise.colored_noise(jax.random.key(4), (n, H, W, 1), VAR)
+  opt = gaussian.optimal_eps_model(sched, VAR)
+  scaled = lambda p, x, tt: (1.0 + d) * opt(p, x, tt)
+  spec = spectra.BandSpec(num_bands=4)
+  out = gaussian.excess_loss(scaled, None, sched, x0, VAR, key=jax.random.key(5),
+                             num_buckets=4, t_per_bucket=2, spec=spec)
+  want = d ** 2 * (1.0 - out.optimal)
+  # a band-bucket mean averages >= 20 coefficients x 256 images x 2 t of an
+  # exponential-like |.|^2 (relative std <= sqrt 2 for the real coefficients):
+  # relative standard error < sqrt(2 / (20 * 256 * 2)) = 1.4%; 5 sigma
+  np.testing.assert_allclose(out.direct, want, rtol=0.07)
+  # the closed-form estimator is unbiased too, but its error is the Monte Carlo error
+  # of the whole loss (~ MMSE per draw), not of the excess: a tolerance of that size
+  se_loss = (out.optimal + want) * np.sqrt(2 / (20 * n * 2))
+  assert np.all(np.abs(out.excess - want) < 5 * se_loss)
+  # the paired difference and the distance differ by the cross term, mean zero
+  se_cross = 2 * np.sqrt(out.optimal_mc * out.direct) * np.sqrt(2 / (20 * n * 2))
+  assert np.all(np.abs((out.model - out.optimal_mc) - out.direct) < 5 * se_cross)
+  # the exact denoiser's Monte Carlo error on these draws is the closed form
+  np.testing.assert_allclose(out.optimal_mc, out.optimal, rtol=0.07)
+  js = out.to_json()
+  np.testing.assert_allclose(js["direct"], out.direct)
+  np.testing.assert_allclose(js["optimal_mc"], out.optimal_mc)
+
+
+def test_direct_excess_of_the_optimum_is_zero_and_model_errors_unchanged():
+  sched = schedules.make_schedule("white", 100, "linear", (H, W, 1), data_psd=PSD)
+  x0 = noise.colored_noise(jax.random.key(6), (64, H, W, 1), VAR)
+  opt = gaussian.optimal_eps_model(sched, VAR)
+  t = np.array([0, 50, 99])
+  errs = gaussian.eps_errors(opt, None, sched, x0, t, jax.random.key(7), batch_size=32,
+                             reference_fn=opt)
+  assert np.all(errs["distance"] == 0.0)
+  np.testing.assert_array_equal(errs["model"], errs["reference"])
+  # the model's error does not depend on whether a reference rides along
+  alone = gaussian.model_eps_mse(opt, None, sched, x0, t, jax.random.key(7), batch_size=32)
+  np.testing.assert_allclose(alone, errs["model"], rtol=1e-6)

@@ -215,13 +215,15 @@ def _fake_point(rng, step, with_excess):
   point = {"step": step, "spectral": {k: float(rng.uniform()) for k in
                                       ("slope_abs_error", "band_jsd", "lsd")},
            "eps_loss": float(rng.uniform()), "excess_loss": float(rng.uniform()),
-           "fd_resnet20": None, "fid": None}
+           "excess_direct": float(rng.uniform()), "fd_resnet20": None, "fid": None}
   if with_excess:
     optimal = rng.uniform(size=(3, 4))
     excess = rng.normal(size=(3, 4))
     point["excess"] = {"excess": excess.tolist(), "optimal": optimal.tolist(),
                        "model": (excess + optimal).tolist(), "t_edges": [0, 3, 6, 10],
-                       "band_edges": [0.0, 0.1, 0.2, 0.3, 0.5]}
+                       "band_edges": [0.0, 0.1, 0.2, 0.3, 0.5],
+                       "direct": rng.uniform(size=(3, 4)).tolist(),
+                       "optimal_mc": rng.uniform(size=(3, 4)).tolist()}
   return point
 
 
@@ -246,6 +248,10 @@ def test_curves_rebuilt_from_a_summary_reaggregate_to_it():
   assert rebuilt[("d", "white", 2)][0]["spectral"]["lsd"] == curves[("d", "white", 2)][0][
       "spectral"]["lsd"]
   assert all(p["rebuilt"] for points in rebuilt.values() for p in points)
+  final = summary["d"]["white"]["excess_final"]  # both estimators, averaged over seeds
+  np.testing.assert_allclose(final["direct"], np.mean(
+      [curves[("d", "white", s)][-1]["excess"]["direct"] for s in (0, 1, 2)], axis=0))
+  assert summary["d"]["white"]["metrics"]["excess_direct"][-1]["n"] == 3
   # The ceiling (computed by the first seed's run only) goes back to that run.
   results["ceiling"] = {"d": {"white": {"main": {"lsd": {"mean": 0.01, "std": None, "n": 1,
                                                          "values": [0.01]}}}}}
@@ -416,3 +422,65 @@ def test_fid_left_out_when_weights_exist_but_samples_are_too_few(tmp_path, monke
   metrics, note = study.select_metrics(cfg, run, 10000)
   assert metrics == "spectral,fd_resnet20" and "72 samples" in note and "2049" in note
   evaluation.EvalOptions(metrics=metrics).requested()  # a valid explicit list
+
+
+def gaussian_curve_study() -> ml_collections.ConfigDict:
+  """configs/study.py:curves shrunk to seconds: two variants, one seed, 8 steps."""
+  cfg = ml_collections.ConfigDict(study_config.get_config("curves").to_dict())
+  cfg.variant_names = "white,matched"
+  cfg.seeds = "0"
+  cfg.run.train.batch_size = 16
+  cfg.run.train.num_train_steps = 8
+  cfg.run.train.checkpoint_every_steps = 4
+  cfg.run.train.log_every_steps = 4
+  cfg.run.optim.warmup_steps = 2
+  ev = cfg.evaluation
+  ev.num_samples = ev.curve_num_samples = ev.held_images = 16
+  ev.sampler, ev.num_steps, ev.curve_num_steps = "ddim", 10, 10
+  ev.num_reference = 256
+  ev.curve_steps = "4"
+  ev.gaussian_buckets = 2
+  cfg.lock()
+  return cfg
+
+
+def test_gaussian_curves_carry_both_excess_estimators_and_recompute(tmp_path, monkeypatch):
+  """The Gaussian curve path end to end: each curve point has the closed-form and the
+  direct excess, the report and heat map show both; ``recompute_curves`` rebuilds a
+  curve from the checkpoints, repeating every value of the first evaluation."""
+  monkeypatch.setenv("FANS_CACHE_DIR", str(tmp_path / "cache"))
+  cfg, outdir = gaussian_curve_study(), tmp_path / "out"
+  results = study.run_study(cfg, outdir, argv=["test"])
+  summary = results["curves"]["pltb_gauss16"]
+  for v in ("white", "matched"):
+    final = summary[v]["excess_final"]
+    direct = np.asarray(final["direct"])
+    assert direct.shape == np.asarray(final["mean"]).shape == (2, 8)
+    assert np.all(direct >= 0) and np.all(np.isfinite(direct))
+    # after 8 steps the network is far from the optimum: both estimators see it
+    assert np.nanmean(direct) > 0.01 and np.nanmean(final["mean"]) > 0.01
+    assert summary[v]["metrics"]["excess_direct"][-1]["n"] == 1
+  markdown = (outdir / study.RESULTS_MD).read_text()
+  assert "| white | distance |" in markdown and "| white | loss - optimum |" in markdown
+  assert (outdir / study.FIGURES_DIR / "pltb_gauss16_excess_eps_loss.png").exists()
+
+  # A record written before the direct estimator existed: recomputing brings it back.
+  spec = study.RunSpec("pltb_gauss16", "white", 0)
+  path = spec.workdir(outdir) / study.METRICS_FILE
+  first = json.loads(path.read_text())
+  old = json.loads(path.read_text())
+  for point in old["curve"]:
+    del point["excess_direct"], point["excess"]["direct"], point["excess"]["optimal_mc"]
+  path.write_text(json.dumps(old))
+  done = study.recompute_curves(cfg, outdir)
+  assert done == {"recomputed": ["pltb_gauss16/white/seed0", "pltb_gauss16/matched/seed0"],
+                  "kept": []}
+  again = json.loads(path.read_text())
+  assert "curve_recomputed" in again and again["row"] == first["row"]
+  for a, b in zip(again["curve"], first["curve"]):
+    assert a["spectral"] == b["spectral"] and a["eps_loss"] == pytest.approx(b["eps_loss"])
+    np.testing.assert_allclose(a["excess"]["direct"], b["excess"]["direct"], rtol=1e-6)
+  # an imported run (no checkpoints here) keeps its curve
+  again["imported_from"] = "elsewhere/results.json"
+  path.write_text(json.dumps(again))
+  assert study.recompute_curves(cfg, outdir)["kept"] == ["pltb_gauss16/white/seed0"]

@@ -57,7 +57,7 @@ from fans_jax.study.published import (PUBLISHED, PUBLISHED_SLOPE_MAE, PUBLISHED_
                                       PUBLISHED_T_TEST, published_slope_errors)
 from fans_jax.study.report import main_table, results_markdown
 from fans_jax.study.runner import (StudyInterrupted, draw_samples, execute_run, import_runs,
-                                   run_study)
+                                   recompute_curves, run_study)
 from fans_jax.study.stats import paired_t_test
 
 __all__ = [
@@ -69,7 +69,7 @@ __all__ = [
     "execute_run", "figures", "import_runs", "main_table", "num_reference", "paired_t_test",
     "parse_names",
     "parse_seeds", "plan", "planned_metrics", "planning", "published",
-    "published_slope_errors", "read_record",
+    "published_slope_errors", "read_record", "recompute_curves",
     "report", "results_markdown", "run_config", "run_key", "run_study", "runner",
     "sample_seed", "sample_size_warnings", "sampler_settings", "select_metrics",
     "spectral_settings", "stats", "variants_of",

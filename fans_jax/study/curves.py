@@ -35,11 +35,16 @@ from fans_jax.metrics import spectral as spectral_lib
 from fans_jax.study.stats import stat
 
 
-# (key, label) of the curve panels; "excess" only on Gaussian datasets
+# (key, label) of the curve panels; the excess only on Gaussian datasets: "excess_loss"
+# the closed-form estimator (model loss - MMSE), "excess_direct" the distance to the
+# exact denoiser (same expectation, far less Monte Carlo error; fans_jax.metrics.gaussian)
 CURVE_METRICS = (("slope_abs_error", "|slope error|"), ("band_jsd", "band JSD (nats)"),
                  ("lsd", "LSD"), ("eps_loss", "eps loss (held data)"),
-                 ("excess_loss", "excess eps loss over optimum"),
+                 ("excess_loss", "excess eps loss (loss - optimum)"),
+                 ("excess_direct", "excess eps loss (distance to optimum)"),
                  ("fd_resnet20", "FD-ResNet20"), ("fid", "FID"))
+# metrics kept at the top level of a curve point (the others are spectral)
+_POINT_KEYS = ("eps_loss", "excess_loss", "excess_direct", "fd_resnet20", "fid")
 
 
 def parse_steps(value, num_train_steps: int) -> tuple[int, ...]:
@@ -118,6 +123,7 @@ def evaluate_point(study, config, workdir: pathlib.Path, step: int, seed: int,
                                   spec=spectra.BandSpec(num_bands=int(study.evaluation.num_bands)))
     point["excess"] = ex.to_json()
     point["excess_loss"] = float(np.nanmean(ex.excess))
+    point["excess_direct"] = float(np.nanmean(ex.direct))
   return point
 
 
@@ -134,7 +140,8 @@ def evaluate_curve(study, spec, config, workdir: pathlib.Path, seed: int,
     logging.info("%s: curve step %d: slope %.3f (data %.3f), band JSD %.4f%s", spec.name, step,
                  points[-1]["spectral"]["slope_gen"], points[-1]["spectral"]["slope_ref"],
                  points[-1]["spectral"]["band_jsd"],
-                 f", excess {points[-1]['excess_loss']:.4f}" if "excess_loss" in points[-1]
+                 f", excess {points[-1]['excess_loss']:.4f} (direct"
+                 f" {points[-1]['excess_direct']:.4f})" if "excess_direct" in points[-1]
                  else "")
   return points
 
@@ -178,14 +185,16 @@ def gaussian_ceiling(study, config, schedule, options: evaluation.EvalOptions,
 
 
 def _point_value(point: dict, key: str):
-  if key in ("eps_loss", "excess_loss"):
+  if key in ("eps_loss", "excess_loss", "excess_direct"):
     return point.get(key)
   return _scalar(point, key)
 
 
 def aggregate_curves(curves: dict) -> dict:
   """``curves[(dataset, variant, seed)] = [points]`` -> per dataset, variant, metric:
-  ``{"steps": [...], "stats": [stat per step]}`` and the mean final excess matrix."""
+  ``{"steps": [...], "stats": [stat per step]}`` and the mean final excess matrices
+  (``excess_final``: ``mean`` the closed-form estimator, ``direct`` the distance to
+  the exact denoiser where every seed has it, ``optimal`` and ``optimal_mc``)."""
   out: dict = {}
   for (d, v, _), points in curves.items():
     out.setdefault(d, {}).setdefault(v, {"points": {}})
@@ -209,6 +218,11 @@ def aggregate_curves(curves: dict) -> dict:
             "band_edges": last[0]["excess"]["band_edges"],
             "optimal": np.nanmean([p["excess"]["optimal"] for p in last if "excess" in p],
                                   axis=0).tolist()}
+        for key, name in (("direct", "direct"), ("optimal_mc", "optimal_mc")):
+          parts = [p["excess"].get(key) for p in last if "excess" in p]
+          if all(x is not None for x in parts):
+            entry["excess_final"][name] = np.nanmean(
+                np.asarray(parts, np.float64), axis=0).tolist()
       del entry["points"]
   return out
 
@@ -246,7 +260,7 @@ def curves_from_summary(results: dict) -> dict:
             continue
           for s, value in zip(seeds, st["values"]):
             p = points[s][j]
-            if key in ("eps_loss", "excess_loss", "fd_resnet20", "fid"):
+            if key in _POINT_KEYS:
               p[key] = value  # top-level keys of a point (_point_value)
             else:
               p["spectral"][key] = value
@@ -254,7 +268,8 @@ def curves_from_summary(results: dict) -> dict:
       excess = None if final is None else {
           "excess": final["mean"], "optimal": final["optimal"],
           "model": (np.asarray(final["mean"]) + np.asarray(final["optimal"])).tolist(),
-          "t_edges": final["t_edges"], "band_edges": final["band_edges"]}
+          "t_edges": final["t_edges"], "band_edges": final["band_edges"],
+          **{k: final[k] for k in ("direct", "optimal_mc") if k in final}}
       for s in seeds:
         if excess is not None:
           points[s][-1]["excess"] = excess
@@ -362,29 +377,40 @@ def plot_curves(summary: dict, dataset: str, path, log_y: bool = False,
 
 
 def plot_excess(summary: dict, dataset: str, path) -> str | None:
-  """Heatmaps of the final excess eps loss (model - optimum), noise level x band."""
+  """Heatmaps of the final excess eps loss, noise level x band, one column per variant:
+  the closed-form estimator (model loss - optimum) and, where every variant has it, the
+  direct one (distance to the exact denoiser) in a second row; one colour scale a row."""
   from fans_jax import plotting  # pylint: disable=import-outside-toplevel
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
   items = [(v, e["excess_final"]) for v, e in summary.items() if "excess_final" in e]
   if not items:
     return None
-  vmax = max(np.nanmax(np.asarray(x["mean"])) for _, x in items)
-  vmin = min(0.0, min(np.nanmin(np.asarray(x["mean"])) for _, x in items))
-  fig, axes = plt.subplots(1, len(items), figsize=(3.2 * len(items) + 1, 3.2), squeeze=False)
-  im = None
-  for j, (ax, (v, x)) in enumerate(zip(axes[0], items)):
-    m = np.asarray(x["mean"])
-    im = ax.imshow(m, origin="lower", aspect="auto", cmap="magma", vmin=vmin, vmax=vmax)
-    ax.set_title(v, fontsize=10)
-    ax.set_xlabel("band (low -> high frequency)")
-    t_edges = x["t_edges"]
-    ax.set_yticks(range(len(t_edges) - 1))
-    labels = [f"{t_edges[i]}-{t_edges[i + 1] - 1}" for i in range(len(t_edges) - 1)]
-    ax.set_yticklabels(labels if j == 0 else [""] * len(labels), fontsize=7)
-  axes[0][0].set_ylabel("t bucket (0: least noisy)")
-  fig.colorbar(im, ax=list(axes[0]), shrink=0.85, label="excess eps loss")
-  fig.suptitle(f"{dataset}: trained network minus Bayes-optimal eps loss, final step",
-               fontsize=11, y=1.06)
+  estimators = [("mean", "model loss - optimum")]
+  if all("direct" in x for _, x in items):
+    estimators.append(("direct", "distance to optimum"))
+  rows = len(estimators)
+  fig, axes = plt.subplots(rows, len(items), figsize=(3.0 * len(items) + 1.5, 3.0 * rows + 0.3),
+                           squeeze=False, layout="constrained")
+  for i, (key, label) in enumerate(estimators):
+    mats = [np.asarray(x[key], np.float64) for _, x in items]
+    vmax = max(np.nanmax(m) for m in mats)
+    vmin = min(0.0, min(np.nanmin(m) for m in mats))
+    im = None
+    for j, ((v, x), m) in enumerate(zip(items, mats)):
+      ax = axes[i][j]
+      im = ax.imshow(m, origin="lower", aspect="auto", cmap="magma", vmin=vmin, vmax=vmax)
+      if i == 0:
+        ax.set_title(v, fontsize=10)
+      if i == rows - 1:
+        ax.set_xlabel("band (low -> high frequency)", fontsize=8)
+      t_edges = x["t_edges"]
+      ax.set_yticks(range(len(t_edges) - 1))
+      labels = [f"{t_edges[k]}-{t_edges[k + 1] - 1}" for k in range(len(t_edges) - 1)]
+      ax.set_yticklabels(labels if j == 0 else [""] * len(labels), fontsize=7)
+    axes[i][0].set_ylabel(f"{label}\nt bucket (0: least noisy)", fontsize=9)
+    fig.colorbar(im, ax=list(axes[i]), shrink=0.9, label="excess eps loss")
+  fig.suptitle(f"{dataset}: trained network minus Bayes-optimal eps loss, final step"
+               " (mean over seeds)", fontsize=11)
   written = plotting.save_figure(fig, path, formats=("png",))
   plt.close(fig)
   return written[0]

@@ -327,18 +327,26 @@ def _curves_markdown(study, results: dict, figures: dict, outdir: pathlib.Path) 
               "The data is exactly Gaussian and stationary, so each variant's Bayes-optimal eps"
               " predictor is known per frequency. Excess eps loss of the trained network over"
               " its own schedule's optimum at the final step (mean over seeds), per noise-level"
-              " bucket (rows, t) and band (columns, low to high frequency):", ""]
+              " bucket (rows, t) and band (columns, low to high frequency). Two estimators of"
+              " the same quantity: the network's loss minus the closed-form optimum (its"
+              " Monte Carlo error is that of the whole loss, so at small t it can exceed the"
+              " excess, and go negative), and the direct one, the mean squared distance"
+              " between the network's and the exact denoiser's predictions on the same"
+              " draws (never negative; its error scales with the excess;"
+              " fans_jax/metrics/gaussian.py):", ""]
       fig = figures.get(f"{d}: excess eps loss")
       if fig:
         out += [f"![{d} excess eps loss]({os.path.relpath(fig, outdir)})", ""]
       t_edges = excess[0][1]["t_edges"]
-      out += ["| variant | " + " | ".join(f"t {t_edges[i]}-{t_edges[i + 1] - 1}"
-                                          for i in range(len(t_edges) - 1))
-              + " | all |", "|---" * (len(t_edges) + 1) + "|"]
+      out += ["| variant | estimator | " + " | ".join(f"t {t_edges[i]}-{t_edges[i + 1] - 1}"
+                                                      for i in range(len(t_edges) - 1))
+              + " | all |", "|---" * (len(t_edges) + 2) + "|"]
       for v, x in excess:
-        m = np.asarray(x["mean"])
-        out.append(f"| {v} | " + " | ".join(f"{np.nanmean(row):.4f}" for row in m)
-                   + f" | {np.nanmean(m):.4f} |")
+        for key, label in (("mean", "loss - optimum"), ("direct", "distance")):
+          if key in x:
+            m = np.asarray(x[key], np.float64)
+            out.append(f"| {v} | {label} | " + " | ".join(f"{np.nanmean(row):.4f}" for row in m)
+                       + f" | {np.nanmean(m):.4f} |")
       out.append("")
     ceiling = results.get("ceiling", {}).get(d)
     if ceiling:

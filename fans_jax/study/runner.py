@@ -325,6 +325,63 @@ def import_runs(study: ml_collections.ConfigDict, outdir, results_path) -> list[
   return [spec.name for spec, _, _, _ in todo]
 
 
+def recompute_curves(study: ml_collections.ConfigDict, outdir) -> dict[str, list[str]]:
+  """Evaluates the learning curve of every finished run again from its checkpoints
+  (after the curve evaluation gained a measure, e.g. the direct excess estimator) and
+  rewrites its ``metrics.json`` with the new curve; nothing is trained or sampled for
+  the main table, and the Gaussian ceiling (no network in it) is kept. Curve points
+  are deterministic (fixed sampling seeds and noise), so a recomputed point repeats the
+  old one's values and adds the new ones.
+
+  Runs imported from committed results (no checkpoints here) and runs missing a curve
+  checkpoint are left as they are and listed.
+
+  Returns:
+    ``{"recomputed": [names], "kept": [names]}``.
+  """
+  outdir = pathlib.Path(outdir).absolute()
+  if not str(study.evaluation.curve_steps).strip():
+    raise ValueError("this study has no learning curves (evaluation.curve_steps is empty):"
+                     " nothing to recompute.")
+  check_outdir(study, outdir)
+  done: dict[str, list[str]] = {"recomputed": [], "kept": []}
+  for spec in plan(study):
+    saved = read_record(spec, outdir)
+    if not saved or saved["status"] != "done":
+      continue
+    workdir = spec.workdir(outdir)
+    config = run_config(study, spec)
+    steps = study_curves.parse_steps(study.evaluation.curve_steps,
+                                     int(config.train.num_train_steps))
+    have = set()
+    if (workdir / sampling.CHECKPOINT_DIR).exists():
+      ckpt = checkpointing.Checkpointer(workdir / sampling.CHECKPOINT_DIR, read_only=True)
+      try:
+        have = set(int(s) for s in ckpt.steps())
+      finally:
+        ckpt.close()
+    missing = [s for s in steps if s not in have]
+    if saved.get("imported_from") or missing:
+      why = ("imported from " + str(saved["imported_from"]) if saved.get("imported_from")
+             else f"no checkpoint at step(s) {missing}")
+      logging.info("%s: curve kept as it is (%s)", spec.name, why)
+      done["kept"].append(spec.name)
+      continue
+    t0 = time.perf_counter()
+    n_ref = num_reference(config, study)
+    metrics, _ = select_metrics(study, config, n_ref)
+    curve = study_curves.evaluate_curve(study, spec, config, workdir, sample_seed(study, spec),
+                                        evaluation_options(study, spec, n_ref, metrics))
+    record = dict(saved, curve=curve)
+    record["curve_recomputed"] = {
+        "at": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "seconds": time.perf_counter() - t0}
+    write_json(workdir / METRICS_FILE, record)
+    logging.info("%s: curve recomputed in %s", spec.name, hms(time.perf_counter() - t0))
+    done["recomputed"].append(spec.name)
+  return done
+
+
 def _append_invocation(outdir: pathlib.Path, invocation: dict) -> None:
   path = outdir / RECORD_FILE
   record = json.loads(path.read_text()) if path.exists() else {"invocations": []}
