@@ -9,8 +9,9 @@ one directory per run under ``runs/``. Rerunning the same command skips finished
 runs and resumes partly trained ones; ``--aggregate_only`` rewrites the results from
 the runs on disk without running anything; ``--import_results=OLD/results.json``
 continues a study whose run directories are gone from its committed results;
-``--recompute_curves`` evaluates the learning curves of the finished runs again from
-their checkpoints (after the curve evaluation gained a measure), then goes on as usual.
+``--recompute_curves=all`` evaluates the learning curves of the finished runs again
+from their checkpoints (``=excess_direct``: only those whose curves lack that measure),
+then goes on as usual.
 Budget overrides:
 ``--config.run.train.num_train_steps=3000 --config.seeds=0,1,2``
 (see configs/study.py and docs/study_design.md).
@@ -39,11 +40,12 @@ _IMPORT = flags.DEFINE_multi_string(
     " split over sessions, its results committed): its finished runs with the same run"
     " keys are counted as finished here, with their learning curves (their samples are"
     " not, so figures leave them out). Repeatable.")
-_RECOMPUTE = flags.DEFINE_bool(
-    "recompute_curves", False,
-    "First evaluate the learning curve of every finished run again from its checkpoints"
-    " (imported runs and runs without the curve checkpoints keep theirs), then go on"
-    " (train what is left, aggregate; with --aggregate_only, only aggregate).")
+_RECOMPUTE = flags.DEFINE_string(
+    "recompute_curves", "",
+    "'all': first evaluate the learning curve of every finished run again from its"
+    " checkpoints (imported runs and runs without the curve checkpoints keep theirs);"
+    " a curve point key (e.g. 'excess_direct'): only the runs whose curve lacks it. Then"
+    " go on (train what is left, aggregate; with --aggregate_only, only aggregate).")
 _CPU_DEVICES = flags.DEFINE_integer(
     "cpu_devices", -1,
     "Split the host CPU into N XLA devices (as launch/train.py; -1: the largest power of"
@@ -72,7 +74,8 @@ def main(argv):
     names = study.import_runs(_CONFIG.value, _OUTDIR.value, path)
     logging.info("imported %d run(s) from %s: %s", len(names), path, ", ".join(names) or "none")
   if _RECOMPUTE.value:
-    done = study.recompute_curves(_CONFIG.value, _OUTDIR.value)
+    lacking = None if _RECOMPUTE.value == "all" else _RECOMPUTE.value
+    done = study.recompute_curves(_CONFIG.value, _OUTDIR.value, lacking=lacking)
     logging.info("curves recomputed for %d run(s), kept for %d: %s", len(done["recomputed"]),
                  len(done["kept"]), ", ".join(done["kept"]) or "none")
   if _AGGREGATE_ONLY.value:

@@ -252,6 +252,16 @@ def test_curves_rebuilt_from_a_summary_reaggregate_to_it():
   np.testing.assert_allclose(final["direct"], np.mean(
       [curves[("d", "white", s)][-1]["excess"]["direct"] for s in (0, 1, 2)], axis=0))
   assert summary["d"]["white"]["metrics"]["excess_direct"][-1]["n"] == 3
+  # a seed whose record predates the direct estimator: the mean is over the others,
+  # and a rebuilt curve does not hand that mean to the seed that never had it
+  del curves[("d", "matched", 2)][-1]["excess"]["direct"]
+  partial = study_curves.aggregate_curves(curves)["d"]["matched"]["excess_final"]
+  assert partial["direct_n"] == 2 and partial["n"] == 3
+  np.testing.assert_allclose(partial["direct"], np.mean(
+      [curves[("d", "matched", s)][-1]["excess"]["direct"] for s in (0, 1)], axis=0))
+  results["curves"]["d"]["matched"]["excess_final"] = partial
+  assert "direct" not in study_curves.curves_from_summary(results)[("d", "matched", 0)][-1][
+      "excess"]
   # The ceiling (computed by the first seed's run only) goes back to that run.
   results["ceiling"] = {"d": {"white": {"main": {"lsd": {"mean": 0.01, "std": None, "n": 1,
                                                          "values": [0.01]}}}}}
@@ -480,6 +490,8 @@ def test_gaussian_curves_carry_both_excess_estimators_and_recompute(tmp_path, mo
   for a, b in zip(again["curve"], first["curve"]):
     assert a["spectral"] == b["spectral"] and a["eps_loss"] == pytest.approx(b["eps_loss"])
     np.testing.assert_allclose(a["excess"]["direct"], b["excess"]["direct"], rtol=1e-6)
+  # runs that have the measure already are left alone when only the lacking are asked
+  assert study.recompute_curves(cfg, outdir, lacking="excess_direct")["recomputed"] == []
   # an imported run (no checkpoints here) keeps its curve
   again["imported_from"] = "elsewhere/results.json"
   path.write_text(json.dumps(again))

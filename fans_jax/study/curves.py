@@ -193,8 +193,9 @@ def _point_value(point: dict, key: str):
 def aggregate_curves(curves: dict) -> dict:
   """``curves[(dataset, variant, seed)] = [points]`` -> per dataset, variant, metric:
   ``{"steps": [...], "stats": [stat per step]}`` and the mean final excess matrices
-  (``excess_final``: ``mean`` the closed-form estimator, ``direct`` the distance to
-  the exact denoiser where every seed has it, ``optimal`` and ``optimal_mc``)."""
+  (``excess_final``: ``mean`` the closed-form estimator over ``n`` seeds, ``direct``
+  the distance to the exact denoiser over the ``direct_n`` seeds whose records have it,
+  ``optimal`` and ``optimal_mc``)."""
   out: dict = {}
   for (d, v, _), points in curves.items():
     out.setdefault(d, {}).setdefault(v, {"points": {}})
@@ -218,11 +219,13 @@ def aggregate_curves(curves: dict) -> dict:
             "band_edges": last[0]["excess"]["band_edges"],
             "optimal": np.nanmean([p["excess"]["optimal"] for p in last if "excess" in p],
                                   axis=0).tolist()}
-        for key, name in (("direct", "direct"), ("optimal_mc", "optimal_mc")):
-          parts = [p["excess"].get(key) for p in last if "excess" in p]
-          if all(x is not None for x in parts):
-            entry["excess_final"][name] = np.nanmean(
-                np.asarray(parts, np.float64), axis=0).tolist()
+        entry["excess_final"]["n"] = len(mats)
+        for key in ("direct", "optimal_mc"):  # over the seeds that have it (newer records)
+          parts = [p["excess"][key] for p in last if key in p.get("excess", {})]
+          if parts:
+            entry["excess_final"][key] = np.nanmean(np.asarray(parts, np.float64),
+                                                    axis=0).tolist()
+            entry["excess_final"][f"{key}_n"] = len(parts)
       del entry["points"]
   return out
 
@@ -269,7 +272,8 @@ def curves_from_summary(results: dict) -> dict:
           "excess": final["mean"], "optimal": final["optimal"],
           "model": (np.asarray(final["mean"]) + np.asarray(final["optimal"])).tolist(),
           "t_edges": final["t_edges"], "band_edges": final["band_edges"],
-          **{k: final[k] for k in ("direct", "optimal_mc") if k in final}}
+          **{k: final[k] for k in ("direct", "optimal_mc")  # only if every seed had it
+             if k in final and final.get(f"{k}_n") == len(seeds)}}
       for s in seeds:
         if excess is not None:
           points[s][-1]["excess"] = excess

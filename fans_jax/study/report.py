@@ -342,8 +342,11 @@ def _curves_markdown(study, results: dict, figures: dict, outdir: pathlib.Path) 
                                                       for i in range(len(t_edges) - 1))
               + " | all |", "|---" * (len(t_edges) + 2) + "|"]
       for v, x in excess:
+        n = x.get("n")
         for key, label in (("mean", "loss - optimum"), ("direct", "distance")):
           if key in x:
+            if key == "direct" and n is not None and x.get("direct_n", n) < n:
+              label += f" ({x['direct_n']} of {n} seeds)"
             m = np.asarray(x[key], np.float64)
             out.append(f"| {v} | {label} | " + " | ".join(f"{np.nanmean(row):.4f}" for row in m)
                        + f" | {np.nanmean(m):.4f} |")

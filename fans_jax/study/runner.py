@@ -325,7 +325,8 @@ def import_runs(study: ml_collections.ConfigDict, outdir, results_path) -> list[
   return [spec.name for spec, _, _, _ in todo]
 
 
-def recompute_curves(study: ml_collections.ConfigDict, outdir) -> dict[str, list[str]]:
+def recompute_curves(study: ml_collections.ConfigDict, outdir, lacking: str | None = None
+                     ) -> dict[str, list[str]]:
   """Evaluates the learning curve of every finished run again from its checkpoints
   (after the curve evaluation gained a measure, e.g. the direct excess estimator) and
   rewrites its ``metrics.json`` with the new curve; nothing is trained or sampled for
@@ -334,7 +335,8 @@ def recompute_curves(study: ml_collections.ConfigDict, outdir) -> dict[str, list
   old one's values and adds the new ones.
 
   Runs imported from committed results (no checkpoints here) and runs missing a curve
-  checkpoint are left as they are and listed.
+  checkpoint are left as they are and listed; with ``lacking`` (a curve point key, e.g.
+  ``"excess_direct"``) so is every run whose curve already has it at its last point.
 
   Returns:
     ``{"recomputed": [names], "kept": [names]}``.
@@ -361,6 +363,10 @@ def recompute_curves(study: ml_collections.ConfigDict, outdir) -> dict[str, list
       finally:
         ckpt.close()
     missing = [s for s in steps if s not in have]
+    if lacking and saved.get("curve") and lacking in saved["curve"][-1]:
+      logging.info("%s: curve kept as it is (it has %s)", spec.name, lacking)
+      done["kept"].append(spec.name)
+      continue
     if saved.get("imported_from") or missing:
       why = ("imported from " + str(saved["imported_from"]) if saved.get("imported_from")
              else f"no checkpoint at step(s) {missing}")
