@@ -405,6 +405,8 @@ def plot_excess(summary: dict, dataset: str, path) -> str | None:
       im = ax.imshow(m, origin="lower", aspect="auto", cmap="magma", vmin=vmin, vmax=vmax)
       if i == 0:
         ax.set_title(v, fontsize=10)
+      elif x.get(f"{key}_n", x.get("n")) != x.get("n"):  # fewer seeds than the row above
+        ax.set_title(f"{x[f'{key}_n']} of {x['n']} seeds", fontsize=8)
       if i == rows - 1:
         ax.set_xlabel("band (low -> high frequency)", fontsize=8)
       t_edges = x["t_edges"]
