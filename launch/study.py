@@ -75,7 +75,7 @@ def main(argv):
     logging.info("imported %d run(s) from %s: %s", len(names), path, ", ".join(names) or "none")
   if _RECOMPUTE.value:
     lacking = None if _RECOMPUTE.value == "all" else _RECOMPUTE.value
-    done = study.recompute_curves(_CONFIG.value, _OUTDIR.value, lacking=lacking)
+    done = study.recompute_curves(_CONFIG.value, _OUTDIR.value, lacking=lacking, argv=sys.argv)
     logging.info("curves recomputed for %d run(s), kept for %d: %s", len(done["recomputed"]),
                  len(done["kept"]), ", ".join(done["kept"]) or "none")
   if _AGGREGATE_ONLY.value:

@@ -487,6 +487,8 @@ def test_gaussian_curves_carry_both_excess_estimators_and_recompute(tmp_path, mo
                   "kept": []}
   again = json.loads(path.read_text())
   assert "curve_recomputed" in again and again["row"] == first["row"]
+  last = json.loads((outdir / study.RECORD_FILE).read_text())["invocations"][-1]
+  assert last["recomputed_curves"] == done["recomputed"] and last["runs"] == []
   for a, b in zip(again["curve"], first["curve"]):
     assert a["spectral"] == b["spectral"] and a["eps_loss"] == pytest.approx(b["eps_loss"])
     np.testing.assert_allclose(a["excess"]["direct"], b["excess"]["direct"], rtol=1e-6)

@@ -282,8 +282,11 @@ def results_markdown(study, results: dict, record: dict, figures: dict,
             f" JAX {m['versions']['jax']} on {m['device_count']} {m['backend']} device(s)"
             f" ({m['device_kind']}); XLA_FLAGS `{m['xla_flags']}`."]
     for inv in invocations:
+      recomputed = inv.get("recomputed_curves")
       out.append(f"- `{' '.join(inv['argv'])}`: started {inv['started']}, wall clock"
-                 f" {hms(inv['wall_s'])}, {len(inv['runs'])} run(s) executed.")
+                 f" {hms(inv['wall_s'])}, {len(inv['runs'])} run(s) executed"
+                 + (f", learning curves of {len(recomputed)} run(s) evaluated again from"
+                    " their checkpoints" if recomputed else "") + ".")
   out += [f"- Compute time of the runs (sum of their last execution): {hms(total)}.", "",
           timing]
   return "\n".join(out)

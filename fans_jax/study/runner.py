@@ -325,8 +325,8 @@ def import_runs(study: ml_collections.ConfigDict, outdir, results_path) -> list[
   return [spec.name for spec, _, _, _ in todo]
 
 
-def recompute_curves(study: ml_collections.ConfigDict, outdir, lacking: str | None = None
-                     ) -> dict[str, list[str]]:
+def recompute_curves(study: ml_collections.ConfigDict, outdir, lacking: str | None = None,
+                     argv: Sequence[str] | None = None) -> dict[str, list[str]]:
   """Evaluates the learning curve of every finished run again from its checkpoints
   (after the curve evaluation gained a measure, e.g. the direct excess estimator) and
   rewrites its ``metrics.json`` with the new curve; nothing is trained or sampled for
@@ -337,6 +337,7 @@ def recompute_curves(study: ml_collections.ConfigDict, outdir, lacking: str | No
   Runs imported from committed results (no checkpoints here) and runs missing a curve
   checkpoint are left as they are and listed; with ``lacking`` (a curve point key, e.g.
   ``"excess_direct"``) so is every run whose curve already has it at its last point.
+  The invocation (``argv``, times, the runs recomputed) is appended to ``record.json``.
 
   Returns:
     ``{"recomputed": [names], "kept": [names]}``.
@@ -346,6 +347,10 @@ def recompute_curves(study: ml_collections.ConfigDict, outdir, lacking: str | No
     raise ValueError("this study has no learning curves (evaluation.curve_steps is empty):"
                      " nothing to recompute.")
   check_outdir(study, outdir)
+  invocation = {"argv": list(argv) if argv is not None else list(sys.argv),
+                "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+                "machine": machine_info(), "runs": []}
+  start = time.perf_counter()
   done: dict[str, list[str]] = {"recomputed": [], "kept": []}
   for spec in plan(study):
     saved = read_record(spec, outdir)
@@ -385,6 +390,10 @@ def recompute_curves(study: ml_collections.ConfigDict, outdir, lacking: str | No
     write_json(workdir / METRICS_FILE, record)
     logging.info("%s: curve recomputed in %s", spec.name, hms(time.perf_counter() - t0))
     done["recomputed"].append(spec.name)
+  invocation["recomputed_curves"] = done["recomputed"]
+  invocation["wall_s"] = time.perf_counter() - start
+  invocation["finished"] = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+  _append_invocation(outdir, invocation)
   return done
 
 
