@@ -494,6 +494,8 @@ def test_gaussian_curves_carry_both_excess_estimators_and_recompute(tmp_path, mo
     np.testing.assert_allclose(a["excess"]["direct"], b["excess"]["direct"], rtol=1e-6)
   # runs that have the measure already are left alone when only the lacking are asked
   assert study.recompute_curves(cfg, outdir, lacking="excess_direct")["recomputed"] == []
+  with pytest.raises(ValueError, match="not a curve point measure"):  # a typo recomputes nothing
+    study.recompute_curves(cfg, outdir, lacking="excess_drect")
   # an imported run (no checkpoints here) keeps its curve
   again["imported_from"] = "elsewhere/results.json"
   path.write_text(json.dumps(again))

@@ -44,7 +44,7 @@ CURVE_METRICS = (("slope_abs_error", "|slope error|"), ("band_jsd", "band JSD (n
                  ("excess_direct", "excess eps loss (distance to optimum)"),
                  ("fd_resnet20", "FD-ResNet20"), ("fid", "FID"))
 # metrics kept at the top level of a curve point (the others are spectral)
-_POINT_KEYS = ("eps_loss", "excess_loss", "excess_direct", "fd_resnet20", "fid")
+POINT_KEYS = ("eps_loss", "excess_loss", "excess_direct", "fd_resnet20", "fid")
 
 
 def parse_steps(value, num_train_steps: int) -> tuple[int, ...]:
@@ -263,7 +263,7 @@ def curves_from_summary(results: dict) -> dict:
             continue
           for s, value in zip(seeds, st["values"]):
             p = points[s][j]
-            if key in _POINT_KEYS:
+            if key in POINT_KEYS:
               p[key] = value  # top-level keys of a point (_point_value)
             else:
               p["spectral"][key] = value
@@ -422,6 +422,6 @@ def plot_excess(summary: dict, dataset: str, path) -> str | None:
   return written[0]
 
 
-__all__ = ["CURVE_METRICS", "aggregate_curves", "curve_settings", "data_variance",
-           "evaluate_curve", "evaluate_point", "gaussian_ceiling", "held_images",
+__all__ = ["CURVE_METRICS", "POINT_KEYS", "aggregate_curves", "curve_settings",
+           "data_variance", "evaluate_curve", "evaluate_point", "gaussian_ceiling", "held_images",
            "join_summaries", "parse_steps", "plateau_check", "plot_curves", "plot_excess"]

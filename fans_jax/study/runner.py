@@ -346,6 +346,9 @@ def recompute_curves(study: ml_collections.ConfigDict, outdir, lacking: str | No
   if not str(study.evaluation.curve_steps).strip():
     raise ValueError("this study has no learning curves (evaluation.curve_steps is empty):"
                      " nothing to recompute.")
+  if lacking is not None and lacking not in study_curves.POINT_KEYS:
+    raise ValueError(f"lacking={lacking!r} is not a curve point measure; one of"
+                     f" {study_curves.POINT_KEYS} (or 'all' on the command line).")
   check_outdir(study, outdir)
   invocation = {"argv": list(argv) if argv is not None else list(sys.argv),
                 "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
