@@ -37,17 +37,21 @@ class StudyInterrupted(RuntimeError):
   """Training stopped early (SIGTERM / preemption); rerun the study to resume."""
 
 
-def _checkpoint_step(workdir: pathlib.Path) -> int:
-  """The newest checkpoint step in ``workdir`` (0: none)."""
+def _checkpoint_steps(workdir: pathlib.Path) -> set[int]:
+  """The checkpoint steps saved in ``workdir`` (empty: none)."""
   path = workdir / sampling.CHECKPOINT_DIR
   if not path.exists():
-    return 0
+    return set()
   ckpt = checkpointing.Checkpointer(path, read_only=True)
   try:
-    steps = ckpt.steps()
+    return {int(s) for s in ckpt.steps()}
   finally:
     ckpt.close()
-  return int(max(steps)) if steps else 0
+
+
+def _checkpoint_step(workdir: pathlib.Path) -> int:
+  """The newest checkpoint step in ``workdir`` (0: none)."""
+  return max(_checkpoint_steps(workdir), default=0)
 
 
 def draw_samples(study, spec: RunSpec, run, workdir: pathlib.Path
@@ -359,22 +363,16 @@ def recompute_curves(study: ml_collections.ConfigDict, outdir, lacking: str | No
     saved = read_record(spec, outdir)
     if not saved or saved["status"] != "done":
       continue
-    workdir = spec.workdir(outdir)
-    config = run_config(study, spec)
-    steps = study_curves.parse_steps(study.evaluation.curve_steps,
-                                     int(config.train.num_train_steps))
-    have = set()
-    if (workdir / sampling.CHECKPOINT_DIR).exists():
-      ckpt = checkpointing.Checkpointer(workdir / sampling.CHECKPOINT_DIR, read_only=True)
-      try:
-        have = set(int(s) for s in ckpt.steps())
-      finally:
-        ckpt.close()
-    missing = [s for s in steps if s not in have]
     if lacking and saved.get("curve") and lacking in saved["curve"][-1]:
       logging.info("%s: curve kept as it is (it has %s)", spec.name, lacking)
       done["kept"].append(spec.name)
       continue
+    workdir = spec.workdir(outdir)
+    config = run_config(study, spec)
+    steps = study_curves.parse_steps(study.evaluation.curve_steps,
+                                     int(config.train.num_train_steps))
+    have = _checkpoint_steps(workdir)
+    missing = [s for s in steps if s not in have]
     if saved.get("imported_from") or missing:
       why = ("imported from " + str(saved["imported_from"]) if saved.get("imported_from")
              else f"no checkpoint at step(s) {missing}")
