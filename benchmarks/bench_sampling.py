@@ -20,6 +20,11 @@ to warm up and times ``--repeats`` calls (median). Candidates:
   pays two more FFTs per step: x0 back to pixels and the clipped x0 forward again).
 * ``core sampler white``: :func:`fans_jax.samplers.sample` jitted directly (one key
   for the batch), to show what the per-sample keys cost.
+* ``... (unrolled threefry)``: the clipped samplers with JAX's threefry hash lowered
+  unrolled on the CPU (:func:`use_unrolled_threefry`). JAX lowers it on the CPU as a
+  rolled 5-iteration ``while`` loop, one per random call (a FANS step makes four: the
+  fold-in, a split and two normal draws; a white step two); the unrolled lowering,
+  JAX's own for GPU and TPU, computes the same bits in one fusion.
 
 The study samples PLTB at 16x16 (``configs/study.py:curves``, training batch 64), hence
 the defaults.
@@ -33,8 +38,26 @@ import os
 import sys
 import time
 
+UNROLLED = " (unrolled threefry)"
 CANDIDATES = ("forward x T (scan)", "forward x T (calls)", "ddpm white", "ddpm FANS",
-              "ddpm white clip", "ddpm FANS clip", "core sampler white")
+              "ddpm white clip", "ddpm FANS clip", "core sampler white",
+              "ddpm white clip" + UNROLLED, "ddpm FANS clip" + UNROLLED)
+
+
+def use_unrolled_threefry() -> None:
+  """Lowers ``threefry2x32`` on the CPU as JAX lowers it for GPU and TPU: unrolled.
+
+  Same bits (the hash is integer arithmetic; tests/test_train_steps.py checks
+  equality), one fusion instead of a ``while`` loop per random call. Affects what is
+  lowered afterwards in this process; uses JAX internals (jax 0.10.2), so it stays a
+  benchmark candidate.
+  """
+  # pylint: disable=import-outside-toplevel
+  from jax._src.interpreters import mlir
+  from jax._src.random import threefry2x32
+  mlir.register_lowering(threefry2x32.threefry2x32_p,
+                         threefry2x32._threefry2x32_lowering_rule,  # pylint: disable=protected-access
+                         platform="cpu")
 
 
 def parse_args(argv=None):
@@ -71,6 +94,8 @@ def worker(args) -> dict:
   from fans_jax import models, samplers, sampling, schedules, spectra
   import model_configs
   # pylint: enable=import-outside-toplevel
+  if args.worker.endswith(UNROLLED):
+    use_unrolled_threefry()
 
   size, T, batch = args.size, args.steps, args.batch
   shape = (size, size, 3)
@@ -119,6 +144,8 @@ def worker(args) -> dict:
             "ddpm white clip": (sample_clip, (params, white, key, jnp.int32(0))),
             "ddpm FANS clip": (sample_clip, (params, fans, key, jnp.int32(0))),
             "core sampler white": (core, (params, white, key))}
+  for name in ("ddpm white clip", "ddpm FANS clip"):
+    jitted[name + UNROLLED] = jitted[name]
   if args.worker in jitted:
     fun, fun_args = jitted[args.worker]
     compiled = fun.lower(*fun_args).compile()
@@ -129,11 +156,13 @@ def worker(args) -> dict:
   times = []
   for _ in range(args.repeats):
     start = time.perf_counter()
-    fn()
+    result = fn()
     times.append(time.perf_counter() - start)
   sec = sorted(times)[len(times) // 2]
-  return {"seconds": sec, "per_step_ms": 1e3 * sec / T,
-          "params": models.count_params(params)}
+  out = {"seconds": sec, "per_step_ms": 1e3 * sec / T, "params": models.count_params(params)}
+  if result is not None:  # sum |samples|: a sampler and its unrolled-threefry twin agree
+    out["checksum"] = float(jnp.sum(jnp.abs(result)))
+  return out
 
 
 def main(args) -> None:

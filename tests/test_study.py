@@ -289,6 +289,19 @@ def test_configs_build_and_plan():
   assert train.run_identity(longer) == train.run_identity(first)
   assert longer.train.num_train_steps == 8000
   assert plateau.evaluation.curve_steps == "1000,2000,4000"
+  # :plateau16: the same budget on a natural 16x16 set; every curve point keeps its
+  # checkpoint (checkpoints every 500 steps, 16 kept: all of an 8000-step run's).
+  natural = study_config.get_config("plateau16")
+  specs16 = study.plan(natural)
+  assert [(s.dataset, s.variant, s.seed) for s in specs16[:3]] == [
+      ("galaxy16", v, 0) for v in ("white", "matched", "annealed")]
+  run16 = study.run_config(natural, specs16[0])
+  assert run16.data.image_size == 16 and run16.optim.decay == "constant"
+  assert run16.train.num_train_steps == 8000 and not natural.datasets.galaxy16.gaussian
+  points = study_curves.parse_steps(natural.evaluation.curve_steps, 8000)
+  every = run16.train.checkpoint_every_steps
+  assert points == (500, 1000, 2000, 4000, 8000) and all(p % every == 0 for p in points)
+  assert run16.train.keep_checkpoints >= 8000 // every
   gpu = study_config.get_config("gpu")
   assert study.run_config(gpu, study.plan(gpu)[0]).model.channels == 64
   with pytest.raises(ValueError, match="unknown study variant 'tiny'"):
