@@ -123,10 +123,13 @@ class SampleSet:
   images: ``[N, H, W, C]`` float32 in [-1, 1] after uint8 quantisation.
   settings: their :class:`~fans_jax.sample_files.SamplerSettings` (None: unknown, a
     file that does not say). source: ``generated`` or the file they were read from.
+  step: the checkpoint step a sample file records (None: not recorded, or generated
+    from the run being evaluated, whose step is the row's).
   """
   images: np.ndarray
   settings: sample_files.SamplerSettings | None
   source: str
+  step: int | None = None
 
 
 def load_samples(path: str, num_samples: int | None = None) -> SampleSet:
@@ -144,7 +147,9 @@ def load_samples(path: str, num_samples: int | None = None) -> SampleSet:
       raise ValueError(f"{path} holds {images.shape[0]} samples, fewer than num_samples="
                        f"{num_samples}.")
     images = images[:num_samples]
-  return SampleSet(images=quantize(images), settings=saved.settings, source=str(path))
+  step = saved.info.get("step")
+  return SampleSet(images=quantize(images), settings=saved.settings, source=str(path),
+                   step=None if step is None else int(step))
 
 
 def quantize(images) -> np.ndarray:
@@ -408,7 +413,7 @@ def evaluate_run(workdir: str | None = None, samples_path: str | None = None,
       "workdir": workdir, "samples": samples.source, "dataset": cfg.name,
       "split": cfg.split, "resolution": "x".join(str(s) for s in image_shape),
       "schedule": schedule_description(run), "objective": getattr(run, "objective", None),
-      "step": getattr(run, "step", "unknown"),
+      "step": samples.step if samples.step is not None else getattr(run, "step", "unknown"),
       **_settings_columns(samples.settings),
       "num_samples": int(samples.images.shape[0]), "num_reference": n_ref,
   }

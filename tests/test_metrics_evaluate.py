@@ -122,6 +122,12 @@ def test_evaluate_errors(runs, tmp_path, no_inception, shared_data_dir):
   real = _save_real_samples(tmp_path / "real.npz", shared_data_dir)
   row = evaluation.evaluate_run(str(empty), str(real), options).row
   assert row["step"] == "unknown" and row["schedule"].startswith("white")
+  # A sample file that records its checkpoint step (launch/sample.py --step) names it.
+  from fans_jax import sample_files  # pylint: disable=import-outside-toplevel
+  saved = sample_files.read_samples(real)
+  stepped = sample_files.write_samples(tmp_path / "stepped.npz", saved.images, saved.settings,
+                                       step=1234)
+  assert evaluation.evaluate_run(str(empty), str(stepped), options).row["step"] == 1234
   small = tmp_path / "small.npz"
   np.savez(small, images=np.zeros((80, 16, 16, 3), np.uint8))
   with pytest.raises(ValueError, match="sample sets must have the shape"):
