@@ -24,7 +24,7 @@ to warm up and times ``--repeats`` calls (median). Candidates:
   unrolled on the CPU (:func:`use_unrolled_threefry`). JAX lowers it on the CPU as a
   rolled 5-iteration ``while`` loop, one per random call (a FANS step makes four: the
   fold-in, a split and two normal draws; a white step two); the unrolled lowering,
-  JAX's own for GPU and TPU, computes the same bits in one fusion.
+  JAX's own for GPU and TPU, computes the same bits without the loop.
 
 The study samples PLTB at 16x16 (``configs/study.py:curves``, training batch 64), hence
 the defaults.
@@ -47,8 +47,8 @@ CANDIDATES = ("forward x T (scan)", "forward x T (calls)", "ddpm white", "ddpm F
 def use_unrolled_threefry() -> None:
   """Lowers ``threefry2x32`` on the CPU as JAX lowers it for GPU and TPU: unrolled.
 
-  Same bits (the hash is integer arithmetic; tests/test_train_steps.py checks
-  equality), one fusion instead of a ``while`` loop per random call. Affects what is
+  Same bits (the hash is integer arithmetic; tests/test_bench_sampling.py checks
+  equality), and no ``while`` loop per random call. Affects what is
   lowered afterwards in this process; uses JAX internals (jax 0.10.2), so it stays a
   benchmark candidate.
   """

@@ -274,7 +274,7 @@ def plateau16(config: ml_collections.ConfigDict) -> None:
   for the others). DDPM, EqualSNR and the annealed path, three seeds, 8000 steps at a
   constant learning rate, curve points at 500, 1000, 2000, 4000 (DDIM-100, 256
   samples) and the last, which is also sampled ancestrally over all T = 1000 steps.
-  About 17 minutes a run on a quiet 2-core CPU; ``--config.variant_names=`` adds
+  About 21 minutes a run on a quiet 2-core CPU; ``--config.variant_names=`` adds
   ``blog,blog_corrected`` (a new plan in the same ``--outdir`` keeps finished runs).
   """
   plateau(config)
